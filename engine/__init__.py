@@ -1,0 +1,1 @@
+"""Kairos search and learning core: no Flask, no database."""

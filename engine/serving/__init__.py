@@ -1,0 +1,1 @@
+"""Serving: in-memory indexes and the Searcher that web workers hold."""

@@ -1,0 +1,64 @@
+"""Shared fixtures: an app per test on a fresh database (SQLite, or PostgreSQL when
+KAIROS_TEST_DATABASE_URL is set, as .ci/run does for its second pass)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from webapp import create_app
+from webapp.extensions import db
+from webapp.models import Product, utcnow
+
+
+def test_database_url(tmp_path) -> str:
+    return os.environ.get("KAIROS_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": test_database_url(tmp_path),
+        "INSTANCE_DIR": str(tmp_path),
+        "WTF_CSRF_ENABLED": False,
+        "INDEX_SYNC_SECONDS": 0.0,
+        # Unit tests never reach a broker: views that enqueue are tested with send_task patched.
+        "CELERY": {"broker_url": "memory://", "result_backend": "cache+memory://"},
+    })
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_product(app):
+    """Factory for products; commits so the searcher's sync sees them."""
+    counter = iter(range(1, 10_000))
+
+    def make(**fields) -> Product:
+        n = next(counter)
+        values = {"external_id": f"P{n:05d}", "title": f"Product {n}", "brand": "Acme", "rating": 4.0,
+                  "rating_count": 10, "price": 10.0, "created_at": utcnow(), "updated_at": utcnow()}
+        values.update(fields)
+        product = Product(**values)
+        db.session.add(product)
+        db.session.commit()
+        return product
+
+    return make

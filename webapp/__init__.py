@@ -1,0 +1,34 @@
+"""Kairos web application: storefront, admin console and JSON API."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from webapp.config import PROJECT_ROOT, load_config
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Application factory: config first, then extensions, blueprints, CLI and hooks."""
+    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
+                static_folder=str(PROJECT_ROOT / "static"))
+    app.config.from_mapping(load_config(config))
+
+    from webapp import cli, errors, models, visitors  # noqa: F401  (models register their tables)
+    from webapp.admin import bp as admin_bp
+    from webapp.api import bp as api_bp
+    from webapp.celery_wiring import celery_init_app
+    from webapp.extensions import csrf, db, migrate
+    from webapp.storefront import bp as storefront_bp
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    csrf.exempt(api_bp)  # JSON clients and beacons authenticate by visitor cookie, not forms
+    celery_init_app(app)
+    app.register_blueprint(storefront_bp)
+    app.register_blueprint(api_bp, url_prefix="/api")
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+    visitors.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    return app

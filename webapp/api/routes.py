@@ -1,0 +1,55 @@
+"""Thin JSON routes: parse, call a service, serialise."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, request
+from sqlalchemy import text
+
+from webapp.api import bp
+from webapp.errors import InputError
+from webapp.extensions import db
+from webapp.services.events import record_events
+from webapp.services.search import search_and_log
+from webapp.services.search_params import parse_search_args
+from webapp.visitors import current_visitor_id
+
+
+@bp.get("/search")
+def search():
+    """Search the catalog; the response carries a search_id for feedback events."""
+    search_request = parse_search_args(request.args, current_app.config["SEARCH_PAGE_SIZE"])
+    query, response = search_and_log(search_request, current_visitor_id(), source="api")
+    return jsonify({
+        "search_id": query.id,
+        "query": search_request.text,
+        "page": search_request.page,
+        "page_size": search_request.page_size,
+        "total": response.total,
+        "fuzzy": response.fuzzy,
+        "ranker": response.ranker,
+        "facets": {"brand": response.brand_counts},
+        "results": [
+            {"position": hit.position, "product_id": hit.card.external_id, "title": hit.card.title,
+             "brand": hit.card.brand, "price": hit.card.price, "rating": hit.card.rating,
+             "rating_count": hit.card.rating_count, "image_url": hit.card.image_url,
+             "score": round(hit.score, 4)}
+            for hit in response.hits
+        ],
+    })
+
+
+@bp.post("/events")
+def events():
+    """Store a batch of click / add_to_cart / purchase events, all or nothing."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InputError('body must be a JSON object like {"events": [...]}')
+    stored = record_events(body.get("events"), current_visitor_id(), current_app.config["EVENTS_MAX_BATCH"])
+    return jsonify({"stored": len(stored), "ids": [e.id for e in stored]}), 201
+
+
+@bp.get("/health")
+def health():
+    """Liveness and database reachability for load balancers."""
+    db.session.execute(text("SELECT 1"))
+    return jsonify({"status": "ok"})

@@ -1,0 +1,45 @@
+"""Command line: `flask --app webapp catalog import PATH` and friends."""
+
+from __future__ import annotations
+
+import click
+from engine.catalog.readers import CatalogFileError
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from webapp.services.catalog_import import import_catalog
+
+catalog_cli = AppGroup("catalog", help="Manage the product catalog.")
+
+
+@catalog_cli.command("import")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--max-errors", default=20, show_default=True, help="How many bad lines to list.")
+def import_command(path: str | None, max_errors: int) -> None:
+    """Import products from a _bulk ndjson, JSON Lines or CSV file (plain or .zip).
+
+    Without PATH, imports the demo catalog shipped in data/.
+    """
+    path = path or current_app.config["DEMO_CATALOG"]
+    bar = click.progressbar(length=1, label="Importing", show_pos=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.length = max(total, 1)
+        bar.update(done - bar.pos)
+
+    try:
+        with bar:
+            report = import_catalog(path, progress)
+    except CatalogFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{path}: {report.summary()}")
+    for line, error in report.errors[:max_errors]:
+        click.echo(f"  line {line}: {error}", err=True)
+    if len(report.errors) > max_errors:
+        click.echo(f"  ... and {len(report.errors) - max_errors} more", err=True)
+    if report.errors and not report.stored:
+        raise click.ClickException("no valid records found")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(catalog_cli)

@@ -1,0 +1,67 @@
+"""Settings read from the environment when the factory runs, never at import time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
+
+# Secrets have no default in production: a missing one must stop the start, not be guessed.
+_DEV_SECRET = "kairos-development-only-secret"
+
+
+def _normalize_db_url(url: str) -> str:
+    """Let operators paste a plain postgres:// URL and still get the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    """Build the Flask config from the environment, then apply explicit overrides."""
+    env = os.environ
+    instance = Path(env.get("KAIROS_INSTANCE_DIR", DEFAULT_INSTANCE))
+    production = env.get("KAIROS_ENV", "development") == "production"
+    secret = env.get("SECRET_KEY") or (None if production else _DEV_SECRET)
+    db_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'kairos.db'}"
+    broker = env.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{instance / 'broker.db'}"
+    backend = env.get("CELERY_RESULT_BACKEND") or f"db+sqlite:///{instance / 'results.db'}"
+    config = {
+        "ENV_NAME": "production" if production else "development",
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URI": _normalize_db_url(db_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "INSTANCE_DIR": str(instance),
+        "DEMO_CATALOG": str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_ecommerce_shrunk.ndjson.zip"),
+        "SEARCH_PAGE_SIZE": int(env.get("KAIROS_PAGE_SIZE", "24")),
+        "SEARCH_MAX_QUERY_CHARS": 200,
+        "SEARCH_CANDIDATES": 1000,
+        # How often a web worker looks for catalog changes; keeps new products searchable within a second.
+        "INDEX_SYNC_SECONDS": float(env.get("KAIROS_INDEX_SYNC_SECONDS", "0.5")),
+        "EVENTS_MAX_BATCH": 100,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "CELERY": {
+            "broker_url": broker,
+            "result_backend": backend,
+            "task_ignore_result": True,
+            "worker_prefetch_multiplier": 1,
+            "task_routes": {"catalog.*": {"queue": "inference"}, "inference.*": {"queue": "inference"},
+                            "training.*": {"queue": "training"}},
+            "task_default_queue": "inference",
+            "broker_connection_retry_on_startup": True,
+        },
+    }
+    if overrides:
+        celery_overrides = overrides.get("CELERY")
+        config.update({k: v for k, v in overrides.items() if k != "CELERY"})
+        if celery_overrides:
+            config["CELERY"] = {**config["CELERY"], **celery_overrides}
+    if not config["SECRET_KEY"]:
+        raise RuntimeError("SECRET_KEY must be set when KAIROS_ENV=production")
+    return config

@@ -1,0 +1,68 @@
+"""What shoppers do: visitors, searches, impressions and events."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+from webapp.models.base import utcnow
+
+EVENT_TYPES = ("click", "add_to_cart", "purchase")
+
+
+class Visitor(db.Model):
+    """An anonymous shopper, identified by a random id kept in a signed cookie."""
+
+    __tablename__ = "visitors"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SearchQuery(db.Model):
+    """One results page served: the query, its filters and how it went."""
+
+    __tablename__ = "search_queries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visitor_id: Mapped[str | None] = mapped_column(ForeignKey("visitors.id"), index=True)
+    text: Mapped[str] = mapped_column(String(200))
+    normalized: Mapped[str] = mapped_column(String(200), index=True)
+    filters: Mapped[dict] = mapped_column(JSON, default=dict)
+    sort: Mapped[str] = mapped_column(String(20), default="relevance")
+    page: Mapped[int] = mapped_column(Integer, default=1)
+    result_count: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    source: Mapped[str] = mapped_column(String(20), default="storefront")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Impression(db.Model):
+    """A product shown at a position for a search; the unit that feedback is judged against."""
+
+    __tablename__ = "impressions"
+    __table_args__ = (UniqueConstraint("search_id", "position", name="uq_impressions_search_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("search_queries.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    ranker: Mapped[str] = mapped_column(String(64), default="lexical")
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+
+
+class Event(db.Model):
+    """A click, add-to-cart or purchase, tied to the search and position where known."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(20), index=True)
+    visitor_id: Mapped[str | None] = mapped_column(ForeignKey("visitors.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    search_id: Mapped[int | None] = mapped_column(ForeignKey("search_queries.id"), index=True)
+    position: Mapped[int | None] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    value: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

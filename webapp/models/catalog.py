@@ -1,0 +1,42 @@
+"""The product catalog."""
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+from webapp.models.base import utcnow
+
+# Fields an import may set; the importer and the index both read this one list.
+PRODUCT_FIELDS = (
+    "title", "brand", "description", "bullet_points", "category_path",
+    "color", "price", "rating", "rating_count", "image_url",
+)
+
+
+class Product(db.Model):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    brand: Mapped[str] = mapped_column(String(200), default="", index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    bullet_points: Mapped[str] = mapped_column(Text, default="")
+    category_path: Mapped[str] = mapped_column(String(500), default="")
+    color: Mapped[str] = mapped_column(String(100), default="")
+    price: Mapped[float | None] = mapped_column(Float)
+    rating: Mapped[float | None] = mapped_column(Float)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    image_url: Mapped[str] = mapped_column(String(1000), default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Indexed: every web worker polls "changed since" to keep its in-memory index fresh.
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    def to_dict(self) -> dict:
+        """The public view of a product used by the API and the index."""
+        data = {name: getattr(self, name) for name in PRODUCT_FIELDS}
+        data.update(id=self.id, external_id=self.external_id, is_active=self.is_active)
+        return data

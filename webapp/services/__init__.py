@@ -1,0 +1,1 @@
+"""Use cases: each public function is one use case and commits (or rolls back) once."""

@@ -1,0 +1,113 @@
+"""Recording shoppers' feedback events: validated as a batch, stored all or nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from webapp.errors import InputError
+from webapp.extensions import db
+from webapp.models import EVENT_TYPES, Event, Impression, Product, SearchQuery
+from webapp.visitors import ensure_visitor_row
+
+MAX_QUANTITY = 100
+
+
+@dataclass(frozen=True)
+class EventInput:
+    type: str
+    product_external_id: str
+    search_id: int | None = None
+    position: int | None = None
+    quantity: int = 1
+
+
+def _int_or_none(value: object, name: str, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def parse_event(raw: object) -> EventInput:
+    """Validate one event object's shape (not yet its references)."""
+    if not isinstance(raw, dict):
+        raise ValueError("event must be an object")
+    unknown = set(raw) - {"type", "product_id", "search_id", "position", "quantity"}
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    if raw.get("type") not in EVENT_TYPES:
+        raise ValueError(f"type must be one of {', '.join(EVENT_TYPES)}")
+    product = raw.get("product_id")
+    if not isinstance(product, str) or not 0 < len(product) <= 64:
+        raise ValueError("product_id must be a product's external id")
+    return EventInput(
+        type=raw["type"], product_external_id=product,
+        search_id=_int_or_none(raw.get("search_id"), "search_id", 1, 2**62),
+        position=_int_or_none(raw.get("position"), "position", 1, 10_000),
+        quantity=_int_or_none(raw.get("quantity", 1), "quantity", 1, MAX_QUANTITY) or 1,
+    )
+
+
+def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Product], list[dict]]:
+    """Look up referenced products and searches; return the products and any reference errors."""
+    ids = {e.product_external_id for e in inputs}
+    products = {p.external_id: p for p in db.session.scalars(
+        select(Product).where(Product.external_id.in_(ids)))}
+    search_ids = {e.search_id for e in inputs if e.search_id is not None}
+    searches = {s.id: s for s in db.session.scalars(
+        select(SearchQuery).where(SearchQuery.id.in_(search_ids)))} if search_ids else {}
+    shown = set()
+    if search_ids:
+        shown = {(i.search_id, i.product_id, i.position) for i in db.session.scalars(
+            select(Impression).where(Impression.search_id.in_(search_ids)))}
+    errors = []
+    for index, event in enumerate(inputs):
+        product = products.get(event.product_external_id)
+        if product is None:
+            errors.append({"index": index, "error": f"unknown product {event.product_external_id!r}"})
+            continue
+        if event.search_id is None:
+            continue
+        search = searches.get(event.search_id)
+        # Feedback counts only for a search this visitor made: nobody can forge others' clicks.
+        if search is None or search.visitor_id != visitor_id:
+            errors.append({"index": index, "error": f"unknown search {event.search_id}"})
+        elif event.position is not None and (search.id, product.id, event.position) not in shown:
+            errors.append({"index": index, "error": "product was not shown at that position in that search"})
+    return products, errors
+
+
+def record_events(raw_events: object, visitor_id: str, max_batch: int) -> list[Event]:
+    """Store a batch of events for a visitor; any bad event rejects the whole batch (InputError)."""
+    if not isinstance(raw_events, list) or not raw_events:
+        raise InputError("events must be a non-empty list")
+    if len(raw_events) > max_batch:
+        raise InputError(f"at most {max_batch} events per batch")
+    inputs, errors = [], []
+    for index, raw in enumerate(raw_events):
+        try:
+            inputs.append(parse_event(raw))
+        except ValueError as exc:
+            errors.append({"index": index, "error": str(exc)})
+    if errors:
+        raise InputError("invalid events; nothing was stored", errors)
+    products, errors = _resolve(inputs, visitor_id)
+    if errors:
+        raise InputError("invalid events; nothing was stored", errors)
+    try:
+        ensure_visitor_row(visitor_id)
+        events = [
+            Event(type=e.type, visitor_id=visitor_id, product_id=products[e.product_external_id].id,
+                  search_id=e.search_id, position=e.position if e.search_id else None, quantity=e.quantity,
+                  value=(products[e.product_external_id].price or 0) * e.quantity if e.type == "purchase" else None)
+            for e in inputs
+        ]
+        db.session.add_all(events)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return events

@@ -1,0 +1,51 @@
+"""Background jobs: create a job row, enqueue its task after commit, and run it with progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from webapp.celery_wiring import enqueue
+from webapp.extensions import db
+from webapp.models import Job, utcnow
+
+Work = Callable[[Job, Callable[[int, int], None]], dict]
+_TERMINAL = ("succeeded", "cancelled")
+
+
+def start_job(kind: str, task_name: str, params: dict) -> Job:
+    """Record a queued job and enqueue its task (after the commit, so the task can read it)."""
+    job = Job(kind=kind, status="queued", params=params)
+    db.session.add(job)
+    db.session.commit()
+    job.celery_task_id = enqueue(task_name, job.id)
+    db.session.commit()
+    return job
+
+
+def _progress_writer(job: Job) -> Callable[[int, int], None]:
+    def progress(done: int, total: int) -> None:
+        job.progress = round(done / total, 4) if total else 1.0
+        job.message = f"{done} of {total}"
+        db.session.commit()
+
+    return progress
+
+
+def run_job(job_id: int, work: Work) -> dict | None:
+    """Run work for a job row: skip if already done, record progress, result or error."""
+    job = db.session.get(Job, job_id)
+    if job is None or job.status in _TERMINAL:
+        return None  # deleted, or a redelivery of finished work
+    job.status, job.started_at, job.error = "running", utcnow(), ""
+    db.session.commit()
+    try:
+        result = work(job, _progress_writer(job))
+    except Exception as exc:
+        db.session.rollback()
+        job = db.session.get(Job, job_id)
+        job.status, job.error, job.finished_at = "failed", f"{type(exc).__name__}: {exc}"[:5000], utcnow()
+        db.session.commit()
+        raise  # Celery must see the failure too
+    job.status, job.progress, job.result, job.finished_at = "succeeded", 1.0, result, utcnow()
+    db.session.commit()
+    return result

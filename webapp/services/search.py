@@ -1,0 +1,49 @@
+"""The search use case: run the shared search path and log the query and its impressions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+from engine.serving.searcher import SearchRequest, SearchResponse
+from flask import current_app
+
+from webapp.extensions import db
+from webapp.models import Impression, SearchQuery
+from webapp.services.search_index import get_searcher
+from webapp.services.search_params import normalize_query
+from webapp.visitors import ensure_visitor_row
+
+
+def _filters_json(request: SearchRequest) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(request.filters).items()
+            if v not in (None, ())}
+
+
+def search_and_log(request: SearchRequest, visitor_id: str | None, source: str = "storefront"
+                   ) -> tuple[SearchQuery, SearchResponse]:
+    """Answer a search and record it with one impression per shown product, in one transaction."""
+    started = time.perf_counter()
+    response = get_searcher().search(request)
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        if visitor_id:
+            ensure_visitor_row(visitor_id)
+        query = SearchQuery(
+            visitor_id=visitor_id, text=request.text, normalized=normalize_query(request.text),
+            filters=_filters_json(request), sort=request.sort, page=request.page,
+            result_count=response.total, latency_ms=round(latency_ms, 3), source=source,
+        )
+        db.session.add(query)
+        db.session.flush()
+        db.session.add_all(
+            Impression(search_id=query.id, product_id=hit.card.id, position=hit.position,
+                       ranker=response.ranker)
+            for hit in response.hits
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    current_app.logger.debug("search %r: %d results in %.1f ms", request.text, response.total, latency_ms)
+    return query, response

@@ -1,0 +1,113 @@
+"""Storefront pages. Clicks are logged by the product page itself (a redirect-free link
+carrying search id and position), so they are recorded even without JavaScript."""
+
+from __future__ import annotations
+
+from engine.serving.searcher import SearchRequest
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from webapp.errors import InputError
+from webapp.extensions import db
+from webapp.models import Product
+from webapp.services.events import record_events
+from webapp.services.search import search_and_log
+from webapp.services.search_index import get_searcher
+from webapp.services.search_params import parse_search_args
+from webapp.services.suggestions import popular_queries
+from webapp.storefront import bp
+from webapp.storefront.cart import add_to_cart, cart_items, clear_cart, feedback_ref
+from webapp.visitors import current_visitor_id
+
+
+@bp.get("/")
+def home():
+    """Search box and the most trusted products."""
+    return redirect(url_for("storefront.search")) if request.args.get("q") else render_template(
+        "storefront/home.html", popular=popular_queries(), products=_popular_products())
+
+
+def _popular_products(limit: int = 12):
+    searcher = get_searcher()
+    return sorted(searcher.cards.values(), key=lambda c: -c.rating_count)[:limit]
+
+
+@bp.get("/search")
+def search():
+    """A results page: grid, facets, pagination; logs the query and its impressions."""
+    try:
+        search_request = parse_search_args(request.args, current_app.config["SEARCH_PAGE_SIZE"])
+    except InputError as exc:
+        return render_template("storefront/search.html", error=str(exc), q=request.args.get("q", "")[:200],
+                               response=None, search_request=None), 400
+    query, response = search_and_log(search_request, current_visitor_id())
+    suggestions = popular_queries() if not response.hits else []
+    if not response.hits and not suggestions:
+        suggestions = list(get_searcher().search(SearchRequest(page_size=1)).brand_counts)[:8]
+    pages = max(1, -(-min(response.candidates, response.total) // search_request.page_size))
+    return render_template("storefront/search.html", search_request=search_request, response=response,
+                           search_id=query.id, q=search_request.text, suggestions=suggestions,
+                           pages=min(pages, 50), error=None)
+
+
+@bp.get("/product/<external_id>")
+def product(external_id: str):
+    """Product page; arriving from a result (sid and pos) records the click."""
+    item = db.session.scalar(select(Product).where(Product.external_id == external_id, Product.is_active))
+    if item is None:
+        return render_template("errors/error.html", status=404, message="That product is not available."), 404
+    sid, pos = request.args.get("sid", type=int), request.args.get("pos", type=int)
+    if sid and pos:
+        _record_quietly([{"type": "click", "product_id": external_id, "search_id": sid, "position": pos}])
+    return render_template("storefront/product.html", product=item, sid=sid, pos=pos)
+
+
+def _record_quietly(events: list[dict]) -> bool:
+    """A stale or tampered link must not break the page; the event is simply not stored."""
+    try:
+        record_events(events, current_visitor_id(), current_app.config["EVENTS_MAX_BATCH"])
+        return True
+    except InputError as exc:
+        current_app.logger.info("feedback not recorded: %s %s", exc, exc.details)
+        return False
+
+
+@bp.post("/cart/add")
+def cart_add():
+    """Add to cart and record the add_to_cart event tied to the search it came from."""
+    external_id = request.form.get("product_id", "")
+    ref = feedback_ref(request.form)
+    if _record_quietly([{"type": "add_to_cart", "product_id": external_id, **ref}]):
+        add_to_cart(external_id, ref)
+        flash("Added to your cart.")
+    else:
+        flash("That product could not be added.")
+    return redirect(url_for("storefront.cart"))
+
+
+@bp.get("/cart")
+def cart():
+    """The visitor's cart, kept in the signed session cookie."""
+    return render_template("storefront/cart.html", items=cart_items())
+
+
+@bp.post("/buy")
+def buy():
+    """Buy one product now, or everything in the cart; records purchase events."""
+    external_id = request.form.get("product_id")
+    if external_id:
+        lines = [{"product_id": external_id, **feedback_ref(request.form)}]
+    else:
+        lines = [{"product_id": item["product"].external_id, **item["ref"]} for item in cart_items()]
+    if not lines:
+        flash("Your cart is empty.")
+        return redirect(url_for("storefront.cart"))
+    if not _record_quietly([{"type": "purchase", **line} for line in lines]):
+        flash("Your order could not be placed.")
+        return redirect(url_for("storefront.cart"))
+    if not external_id:
+        clear_cart()
+    products = db.session.scalars(select(Product).where(
+        Product.external_id.in_([line["product_id"] for line in lines]))).all()
+    session.modified = True
+    return render_template("storefront/thanks.html", products=products)

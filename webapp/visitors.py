@@ -1,0 +1,32 @@
+"""Anonymous visitor identity: a random id in the signed session cookie."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Flask, g, session
+
+from webapp.extensions import db
+from webapp.models import Visitor
+
+
+def current_visitor_id() -> str:
+    """The visitor id for this request, creating one in the cookie if needed."""
+    if "vid" not in session:
+        session["vid"] = str(uuid.uuid4())
+        session.permanent = True
+    return session["vid"]
+
+
+def ensure_visitor_row(visitor_id: str) -> None:
+    """Make sure the visitor exists in the database (flushed, committed by the caller's use case)."""
+    if g.get("visitor_row_checked") == visitor_id:
+        return
+    if db.session.get(Visitor, visitor_id) is None:
+        db.session.add(Visitor(id=visitor_id))
+        db.session.flush()
+    g.visitor_row_checked = visitor_id
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals["visitor_id"] = current_visitor_id

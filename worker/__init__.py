@@ -1,0 +1,1 @@
+"""Celery workers: batched inference and training. Entrypoint: worker/celery_app.py."""
