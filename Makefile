@@ -14,8 +14,8 @@ install: ## Create the virtualenv and install pinned requirements
 run: install ## Run the whole system on the embedded default (SQLite, Celery over SQLite)
 	./scripts/run.sh
 
-test: install ## Run the test suite (starts Redis/PostgreSQL if needed; see .ci/run)
-	./scripts/test.sh
+test: install ## Run the whole suite on SQLite, then on PostgreSQL (starts services if needed; ARGS=... goes to pytest)
+	./scripts/test.sh $(ARGS)
 
 test-unit: ## Unit tests only (no services needed)
 	$(PY) -m pytest -m "not integration and not browser"

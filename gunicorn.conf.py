@@ -9,3 +9,24 @@ worker_class = "gthread"
 timeout = 30
 graceful_timeout = 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG")  # unset: no access log on the hot path
+# One control socket per instance: the default ($HOME/.gunicorn/gunicorn.ctl) is shared, so a
+# second server on the same machine (a test run beside `make run`) would take over the first's.
+_instance = os.environ.get("KAIROS_INSTANCE_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "instance"
+)
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or os.path.join(_instance, "gunicorn.ctl")
+
+
+def post_worker_init(worker) -> None:
+    """Build this worker's search index before it takes traffic, so no shopper waits for it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from webapp.services.search_index import sync_searcher
+
+    with worker.wsgi.app_context():
+        try:
+            sync_searcher(force=True)
+        except SQLAlchemyError as exc:
+            # A database blip while a worker restarts must not stop the server (gunicorn halts on
+            # a worker boot error); the first request then builds the index instead.
+            worker.log.warning("search index not warmed: %s", exc)

@@ -2,22 +2,60 @@
 # Bring the whole system up on the embedded default: SQLite database, Celery over kombu's
 # SQLAlchemy transport on SQLite (no service to install), one worker, gunicorn in front.
 # Set DATABASE_URL / CELERY_BROKER_URL to use PostgreSQL / Redis instead.
+# Stops everything it started on Ctrl-C, SIGTERM, or when either process dies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 export KAIROS_INSTANCE_DIR=${KAIROS_INSTANCE_DIR:-$PWD/instance}
 HOST=${KAIROS_HOST:-127.0.0.1}
 PORT=${KAIROS_PORT:-8000}
-mkdir -p "$KAIROS_INSTANCE_DIR"
 BIN=.venv/bin
+mkdir -p "$KAIROS_INSTANCE_DIR"
 
+echo "Migrating the database..."
 "$BIN/flask" --app webapp db upgrade
-"$BIN/flask" --app webapp catalog import            # the demo catalog; a re-run changes nothing
+echo "Importing the demo catalog (a re-run changes nothing)..."
+"$BIN/flask" --app webapp catalog import
+
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
 
 "$BIN/celery" -A worker.celery_app worker -Q inference,training --concurrency 1 --loglevel INFO \
   >"$KAIROS_INSTANCE_DIR/worker.log" 2>&1 &
-WORKER_PID=$!
-trap 'kill $WORKER_PID 2>/dev/null || true' EXIT INT TERM
+pids+=($!)
+"$BIN/gunicorn" --config gunicorn.conf.py --bind "$HOST:$PORT" "webapp:create_app()" &
+pids+=($!)
 
-echo "Kairos storefront: http://$HOST:$PORT/   (worker log: $KAIROS_INSTANCE_DIR/worker.log)"
-"$BIN/gunicorn" --config gunicorn.conf.py --bind "$HOST:$PORT" "webapp:create_app()"
+# Announce the URL only once the storefront really answers.
+url="http://$HOST:$PORT/"
+if ! "$BIN/python" - "${url}api/health" <<'EOF'
+import sys, time, urllib.request
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=2) as reply:
+            sys.exit(0 if reply.status == 200 else 1)
+    except OSError:
+        time.sleep(0.5)
+sys.exit(1)
+EOF
+then
+  echo "Kairos did not come up on $url; see the output above and $KAIROS_INSTANCE_DIR/worker.log" >&2
+  exit 1
+fi
+echo
+echo "Kairos storefront: $url   (worker log: $KAIROS_INSTANCE_DIR/worker.log)"
+echo "Press Ctrl-C to stop."
+
+# Either process ending brings the other down too: half a system is worse than none.
+set +e
+wait -n "${pids[@]}"
+status=$?
+echo "A Kairos process exited (status $status); stopping the rest." >&2
+exit "$status"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import click
-from engine.catalog.readers import CatalogFileError
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from engine.catalog.readers import CatalogFileError
+from webapp.cli_eval import eval_command
 from webapp.services.catalog_import import import_catalog
 
 catalog_cli = AppGroup("catalog", help="Manage the product catalog.")
@@ -43,3 +44,4 @@ def import_command(path: str | None, max_errors: int) -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(catalog_cli)
+    app.cli.add_command(eval_command)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Flask, g, session
+from flask import Flask, session
 
 from webapp.extensions import db
 from webapp.models import Visitor
@@ -20,12 +20,10 @@ def current_visitor_id() -> str:
 
 def ensure_visitor_row(visitor_id: str) -> None:
     """Make sure the visitor exists in the database (flushed, committed by the caller's use case)."""
-    if g.get("visitor_row_checked") == visitor_id:
-        return
+    # session.get answers from the identity map after the first look in a transaction.
     if db.session.get(Visitor, visitor_id) is None:
         db.session.add(Visitor(id=visitor_id))
         db.session.flush()
-    g.visitor_row_checked = visitor_id
 
 
 def init_app(app: Flask) -> None:

@@ -85,6 +85,10 @@ def read_bulk(text: str) -> Iterator[ParsedLine]:
             yield ParsedLine(number, None, error)
             pending = None
             continue
+        if pending is not None and _is_bulk_action(doc):
+            # The previous action lost its document; this line starts a new pair.
+            yield ParsedLine(pending[0], None, "bulk action line has no document after it")
+            pending = None
         if pending is None:
             if not _is_bulk_action(doc):
                 yield ParsedLine(number, None, "expected a bulk action line such as {\"index\": {...}}")
@@ -111,17 +115,21 @@ def read_json_lines(text: str) -> Iterator[ParsedLine]:
 
 def read_csv(text: str) -> Iterator[ParsedLine]:
     """A header row naming the fields, then one product per row (quoted newlines allowed)."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next((cells for cells in reader if cells), None)
+    if not header:
         return
-    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames]
-    line = 2
-    for row in reader:
-        if None in row:  # more cells than headers
+    names = [name.strip().lower() for name in header]
+    # A row starts on the line after the previous one ended; blank lines only move that on.
+    start = reader.line_num + 1
+    for cells in reader:
+        line, start = start, reader.line_num + 1
+        if not cells:
+            continue
+        if len(cells) > len(names):
             yield ParsedLine(line, None, "row has more cells than the header")
         else:
-            yield _validated(line, {k: v for k, v in row.items() if v not in (None, "")})
-        line = reader.line_num + 1
+            yield _validated(line, {k: v for k, v in zip(names, cells, strict=False) if v != ""})
 
 
 def read_catalog(path: str | Path) -> list[ParsedLine]:

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.catalog.readers import read_catalog
-from engine.catalog.records import ProductRecord
 from sqlalchemy import select
 
+from engine.catalog.readers import read_catalog
+from engine.catalog.records import ProductRecord
 from webapp.extensions import db
 from webapp.models import Product, utcnow
 

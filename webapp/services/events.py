@@ -59,10 +59,11 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
     search_ids = {e.search_id for e in inputs if e.search_id is not None}
     searches = {s.id: s for s in db.session.scalars(
         select(SearchQuery).where(SearchQuery.id.in_(search_ids)))} if search_ids else {}
-    shown = set()
+    shown: set[tuple] = set()
     if search_ids:
-        shown = {(i.search_id, i.product_id, i.position) for i in db.session.scalars(
-            select(Impression).where(Impression.search_id.in_(search_ids)))}
+        impressions = db.session.scalars(select(Impression).where(Impression.search_id.in_(search_ids))).all()
+        shown = {(i.search_id, i.product_id, i.position) for i in impressions}
+        shown |= {(i.search_id, i.product_id, None) for i in impressions}
     errors = []
     for index, event in enumerate(inputs):
         product = products.get(event.product_external_id)
@@ -75,8 +76,9 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
         # Feedback counts only for a search this visitor made: nobody can forge others' clicks.
         if search is None or search.visitor_id != visitor_id:
             errors.append({"index": index, "error": f"unknown search {event.search_id}"})
-        elif event.position is not None and (search.id, product.id, event.position) not in shown:
-            errors.append({"index": index, "error": "product was not shown at that position in that search"})
+        elif (search.id, product.id, event.position) not in shown:
+            where = "at that position in" if event.position is not None else "in"
+            errors.append({"index": index, "error": f"product was not shown {where} that search"})
     return products, errors
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from engine.serving.searcher import SearchRequest, SearchResponse
 from flask import current_app
 
+from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
 from webapp.models import Impression, SearchQuery
 from webapp.services.search_index import get_searcher

@@ -11,10 +11,10 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from engine.serving.searcher import ProductCard, Searcher
 from flask import current_app
 from sqlalchemy import select
 
+from engine.serving.searcher import ProductCard, Searcher
 from webapp.extensions import db
 from webapp.models import Product
 
@@ -28,7 +28,7 @@ class _SearcherState:
     def __init__(self, searcher: Searcher) -> None:
         self.searcher = searcher
         self.watermark: datetime | None = None
-        self.last_sync = 0.0
+        self.last_sync = float("-inf")  # monotonic() counts from boot: 0.0 could skip the first sync
         self.lock = threading.Lock()
 
 

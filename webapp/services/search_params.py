@@ -6,10 +6,10 @@ import math
 import re
 import unicodedata
 
-from engine.serving.lexical import Filters
-from engine.serving.searcher import SORTS, SearchRequest
 from werkzeug.datastructures import MultiDict
 
+from engine.serving.lexical import Filters
+from engine.serving.searcher import SORTS, SearchRequest
 from webapp.errors import InputError
 
 MAX_QUERY_CHARS = 200
@@ -43,7 +43,8 @@ def parse_search_args(args: MultiDict, page_size: int) -> SearchRequest:
         raise InputError(f"q must be at most {MAX_QUERY_CHARS} characters")
     text = _CONTROL.sub(" ", text).strip()
     page_raw = args.get("page", "1").strip() or "1"
-    if not page_raw.isdigit() or not 1 <= int(page_raw) <= MAX_PAGE:
+    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+    if not (page_raw.isascii() and page_raw.isdigit()) or not 1 <= int(page_raw) <= MAX_PAGE:
         raise InputError(f"page must be a whole number from 1 to {MAX_PAGE}")
     sort = args.get("sort", "relevance") or "relevance"
     if sort not in SORTS:

@@ -16,7 +16,7 @@ def feedback_ref(form) -> dict:
     ref = {}
     for name in ("search_id", "position"):
         value = form.get(name, "")
-        if value.isdigit() and int(value) > 0:
+        if value.isascii() and value.isdigit() and int(value) > 0:  # "²" is a digit int() refuses
             ref[name] = int(value)
     return ref if "search_id" in ref else {}
 

@@ -3,10 +3,10 @@ carrying search id and position), so they are recorded even without JavaScript."
 
 from __future__ import annotations
 
-from engine.serving.searcher import SearchRequest
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
+from engine.serving.searcher import SearchRequest
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import Product

@@ -1,0 +1,1 @@
+"""Offline evaluation: judgments, query sets and splits, ranking metrics."""

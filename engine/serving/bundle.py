@@ -1,0 +1,81 @@
+"""A model version's serving artifacts, loaded and checked as one unit.
+
+A version directory is complete only when its manifest.json exists: the worker writes
+every other file first and the manifest last, so a half-written directory never loads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.serving.query_encoder import OnnxQueryEncoder
+from engine.serving.ranker import LinearRanker
+from engine.serving.vectors import VectorIndex
+
+MANIFEST = "manifest.json"
+EMBEDDINGS = "product_embeddings.npy"
+EMBEDDING_IDS = "product_ids.npy"
+RANKER = "ranker.json"
+RETRIEVAL_MODES = ("lexical", "dense", "hybrid")
+
+
+class BundleError(RuntimeError):
+    """The artifacts cannot be served (missing, corrupt or inconsistent)."""
+
+
+@dataclass
+class ServingBundle:
+    version_id: int
+    retrieval_mode: str
+    encoder: OnnxQueryEncoder
+    vectors: VectorIndex
+    ranker: LinearRanker | None
+
+    @property
+    def name(self) -> str:
+        return f"v{self.version_id}"
+
+
+def write_manifest(directory: Path, retrieval_mode: str, extra: dict | None = None) -> None:
+    """Mark a version directory complete (call after every other artifact is written and synced)."""
+    data = {"retrieval_mode": retrieval_mode, **(extra or {})}
+    tmp = directory / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(directory / MANIFEST)
+
+
+def load_bundle(directory: str | Path, version_id: int, variant: str = "int8", threads: int = 1,
+                cache_size: int = 2048, retrieval_mode: str | None = None) -> ServingBundle:
+    """Load and sanity-check a version directory; raises BundleError with the reason."""
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{directory} has no {MANIFEST}: the version is incomplete or missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        mode = retrieval_mode or manifest.get("retrieval_mode", "hybrid")
+        if mode not in RETRIEVAL_MODES:
+            raise BundleError(f"unknown retrieval mode {mode!r}")
+        variant = manifest.get("serve_variant", variant)
+        encoder = OnnxQueryEncoder(directory, variant=variant, threads=threads, cache_size=cache_size)
+        ids = np.load(directory / EMBEDDING_IDS)
+        matrix = np.load(directory / EMBEDDINGS)
+        if matrix.ndim != 2 or len(ids) != matrix.shape[0] or not np.isfinite(matrix).all():
+            raise BundleError("product embeddings are inconsistent with their ids")
+        probe = encoder.encode(["probe"])
+        if probe.shape[1] != matrix.shape[1]:
+            raise BundleError(f"encoder dim {probe.shape[1]} != embedding dim {matrix.shape[1]}")
+        vectors = VectorIndex(dim=matrix.shape[1])
+        vectors.build(ids.astype(np.int64), matrix.astype(np.float32))
+        ranker_path = directory / RANKER
+        ranker = LinearRanker.load(ranker_path) if ranker_path.is_file() else None
+    except BundleError:
+        raise
+    except Exception as exc:  # any unreadable artifact means "do not serve this version"
+        raise BundleError(f"cannot load {directory}: {type(exc).__name__}: {exc}") from exc
+    return ServingBundle(version_id=version_id, retrieval_mode=mode, encoder=encoder, vectors=vectors,
+                         ranker=ranker)

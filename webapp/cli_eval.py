@@ -1,0 +1,160 @@
+"""Command line: `flask --app webapp eval`, offline relevance of the live search path.
+
+Each query goes through the same parsing and Searcher the storefront uses, without logging a
+search, impression or event, so evaluating never pollutes the feedback data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from werkzeug.datastructures import MultiDict
+
+from engine.evaluation.judgments import (
+    DEMO_JUDGMENTS,
+    EvaluationDataError,
+    Judgments,
+    Query,
+    is_esci_json,
+    read_esci_judgments,
+    read_esci_queries,
+    read_query_tsv,
+    read_trec_qrels,
+)
+from engine.evaluation.metrics import MRR_K, NDCG_K, RECALL_K, Report, evaluate, write_trec_run
+from engine.evaluation.split import DEMO_SPLIT, SPLITS, load_split
+from engine.serving.searcher import Searcher
+from webapp.errors import InputError
+from webapp.services.search_index import get_searcher
+from webapp.services.search_params import parse_search_args
+
+# A retriever turns query text into external product ids, best first. Dense and hybrid
+# modes register here when their indexes exist; the CLI offers whatever is listed.
+Retriever = Callable[[Searcher, str, int], list[str]]
+
+
+def _lexical(searcher: Searcher, text: str, limit: int) -> list[str]:
+    request = parse_search_args(MultiDict({"q": text}), current_app.config["SEARCH_PAGE_SIZE"])
+    hits, _ = searcher.retrieve(request.text, request.filters, limit=limit)
+    return [searcher.cards[pid].external_id for pid, _ in hits]
+
+
+RETRIEVERS: dict[str, Retriever] = {"lexical": _lexical}
+
+
+def _load(queries_path: str | None, qrels_path: str | None, rel_level: int | None) -> tuple[list[Query], Judgments]:
+    qrels_path = qrels_path or str(DEMO_JUDGMENTS)
+    if is_esci_json(qrels_path):
+        judgments = read_esci_judgments(qrels_path)
+        queries = read_query_tsv(queries_path) if queries_path else read_esci_queries(qrels_path)
+    else:
+        if not queries_path:
+            raise click.UsageError("--queries is required with TREC qrels (only ESCI JSON carries its queries)")
+        judgments = read_trec_qrels(qrels_path)
+        queries = read_query_tsv(queries_path)
+    if rel_level is not None:
+        judgments = Judgments(grades=judgments.grades, rel_level=rel_level, gain_map=judgments.gain_map)
+    return queries, judgments
+
+
+def _select(queries: list[Query], judgments: Judgments, split: str) -> list[Query]:
+    if split != "all":
+        texts = load_split(DEMO_SPLIT).texts(split)
+        queries = [q for q in queries if q.text in texts]
+        if not queries:
+            raise click.ClickException(f"no query is in the demo split {split!r} ({DEMO_SPLIT})")
+    judged = [q for q in queries if q.qid in judgments.grades]
+    if not judged:
+        raise click.ClickException("no query has judgments: do the query ids match the qrels?")
+    if len(judged) < len(queries):
+        click.echo(f"skipped {len(queries) - len(judged)} queries without judgments", err=True)
+    return judged
+
+
+def _print(report: Report, judgments: Judgments, queries: list[Query], mode: str, split: str, per_query: bool) -> None:
+    if per_query:
+        texts = {q.qid: q.text for q in queries}
+        click.echo(f"{'qid':<16} {'nDCG@10':>8} {'RR@10':>8} {'R@100':>8}  query")
+        for s in report.per_query:
+            click.echo(f"{s.qid:<16} {s.ndcg:8.4f} {s.rr:8.4f} {s.recall:8.4f}  {texts[s.qid]}")
+    gains = "ESCI gains E 1.0, S 0.1, C 0.01, I 0" if judgments.gain_map is not None else "gain = grade"
+    click.echo(f"mode {mode}, split {split}")
+    click.echo(f"NDCG@{NDCG_K:<7} {report.ndcg:.4f}  ({gains}; unjudged 0)")
+    click.echo(f"MRR@{MRR_K:<8} {report.mrr:.4f}  (relevant: grade >= {judgments.rel_level})")
+    click.echo(f"Recall@{RECALL_K:<5} {report.recall:.4f}  (relevant: grade >= {judgments.rel_level})")
+    click.echo(f"queries     {report.count}")
+
+
+@click.command("eval")
+@click.option(
+    "--queries",
+    "queries_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Queries as 'qid<TAB>text' lines; optional with ESCI JSON judgments, which carry their queries.",
+)
+@click.option(
+    "--qrels",
+    "qrels_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TREC qrels ('qid 0 docid grade') or ESCI judgments JSON (*.json).",
+)
+@click.option("--demo", is_flag=True, help="Use the demo ESCI judgments shipped in data/esci-us-sample.")
+@click.option(
+    "--split",
+    type=click.Choice(SPLITS),
+    default="all",
+    show_default=True,
+    help="Keep only the demo split's train or test queries.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(sorted(RETRIEVERS)),
+    default="lexical",
+    show_default=True,
+    help="Which retrieval path to evaluate.",
+)
+@click.option("--run-out", type=click.Path(dir_okay=False, writable=True), help="Write the run in TREC format.")
+@click.option("--per-query", is_flag=True, help="Print one line of scores per query.")
+@click.option(
+    "--rel-level",
+    type=int,
+    default=None,
+    help="Smallest grade MRR and recall count as relevant [TREC qrels: 1, ESCI: 100 (Exact)].",
+)
+@with_appcontext
+def eval_command(
+    queries_path: str | None,
+    qrels_path: str | None,
+    demo: bool,
+    split: str,
+    mode: str,
+    run_out: str | None,
+    per_query: bool,
+    rel_level: int | None,
+) -> None:
+    """Evaluate search relevance offline: NDCG@10, MRR@10 and Recall@100 over judged queries."""
+    if demo == bool(qrels_path):
+        raise click.UsageError("give exactly one of --qrels PATH or --demo")
+    try:
+        queries, judgments = _load(queries_path, qrels_path, rel_level)
+        queries = _select(queries, judgments, split)
+    except EvaluationDataError as exc:
+        raise click.ClickException(str(exc)) from None
+    retrieve = RETRIEVERS[mode]
+    searcher = get_searcher()
+    run: dict[str, list[str]] = {}
+    for query in queries:
+        try:
+            run[query.qid] = retrieve(searcher, query.text, RECALL_K)
+        except InputError as exc:
+            raise click.ClickException(f"query {query.qid}: {exc}") from None
+    report = evaluate(run, judgments, [q.qid for q in queries])
+    if run_out:
+        with Path(run_out).open("w", encoding="utf-8") as out:
+            lines = write_trec_run(run, out, tag=f"kairos-{mode}")
+        click.echo(f"wrote {lines} run lines to {run_out}", err=True)
+    _print(report, judgments, queries, mode, split, per_query)
