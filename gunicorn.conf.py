@@ -1,6 +1,7 @@
 """gunicorn settings for Kairos; override with GUNICORN_* environment variables."""
 
 import os
+import signal
 
 # Each worker holds its own in-memory indexes; threads share them within a worker.
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -18,14 +19,19 @@ control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or os.path.join(_inst
 
 
 def post_worker_init(worker) -> None:
-    """Build this worker's search index before it takes traffic, so no shopper waits for it."""
+    """Build this worker's indexes and load the active model before it takes traffic."""
+    # Ctrl-C reaches the whole process group; the master then sends each worker SIGQUIT too.
+    # A worker hit by both sometimes hangs in its quit handler until the master SIGKILLs it
+    # (graceful_timeout later), so workers leave SIGINT to the master.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     from sqlalchemy.exc import SQLAlchemyError
 
-    from webapp.services.search_index import sync_searcher
+    from webapp.services.serving_version import warm_up
 
     with worker.wsgi.app_context():
         try:
-            sync_searcher(force=True)
+            warm_up()  # the index, and the active model version's encoder and vectors
         except SQLAlchemyError as exc:
             # A database blip while a worker restarts must not stop the server (gunicorn halts on
             # a worker boot error); the first request then builds the index instead.

@@ -16,6 +16,8 @@ echo "Migrating the database..."
 "$BIN/flask" --app webapp db upgrade
 echo "Importing the demo catalog (a re-run changes nothing)..."
 "$BIN/flask" --app webapp catalog import
+echo "Queueing model version 1 (zero-shot MiniLM) unless one exists; search is lexical until it is built..."
+"$BIN/flask" --app webapp model bootstrap
 
 pids=()
 stop() {
@@ -57,5 +59,5 @@ echo "Press Ctrl-C to stop."
 set +e
 wait -n "${pids[@]}"
 status=$?
-echo "A Kairos process exited (status $status); stopping the rest." >&2
+echo "A Kairos process ended (status $status); stopping the rest." >&2
 exit "$status"

@@ -10,6 +10,7 @@ PY=${VENV:-.venv}/bin/python
 PG_URL=${KAIROS_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}
 is_root() { [ "$(id -u)" -eq 0 ]; }
 say() { printf '\n== %s\n' "$*"; }
+[ -x "$PY" ] || ./scripts/install.sh  # `make test` has done this already; a direct call may not have
 
 redis_answers() {
   # A real PING, not just an open port: bash's /dev/tcp needs no client installed.

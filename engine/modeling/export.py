@@ -30,6 +30,7 @@ META_FILE = "query_encoder.json"
 TOKENIZER_FILE = "tokenizer.json"
 OUTPUT_NAME = "sentence_embedding"  # "embedding" clashes with a node name in the exported graph
 VERIFY_MIN_COSINE = 0.999
+VERIFY_MAX_LENGTH = 128  # the same graph embeds product texts too, at up to 128 tokens
 
 
 class ExportError(RuntimeError):
@@ -80,8 +81,16 @@ def _export_fp32(tower: QueryTower, example: tuple[torch.Tensor, ...], names: li
         warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)  # inside torch.export
         torch.onnx.export(
-            tower, example, str(path), dynamo=True, input_names=names, output_names=[OUTPUT_NAME],
-            dynamic_shapes=shapes, external_data=False, optimize=True, verbose=False,
+            tower,
+            example,
+            str(path),
+            dynamo=True,
+            input_names=names,
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=shapes,
+            external_data=False,
+            optimize=True,
+            verbose=False,
         )
 
 
@@ -93,17 +102,24 @@ def quantize_int8(fp32_path: Path, int8_path: Path) -> None:
     weights (reduce_range) avoid saturation on CPUs without VNNI at no measurable cost.
     """
     quantize_dynamic(
-        str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True,
-        reduce_range=True, op_types_to_quantize=["MatMul"],
+        str(fp32_path),
+        str(int8_path),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=True,
+        op_types_to_quantize=["MatMul"],
     )
 
 
-def _verify(tower: QueryTower, tokenizer: PreTrainedTokenizerBase, path: Path, names: list[str],
-            max_length: int) -> float:
+def verify_onnx(
+    tower: QueryTower, tokenizer: PreTrainedTokenizerBase, path: Path, names: list[str], max_length: int
+) -> float:
     """Lowest cosine between ONNX and torch over queries of several lengths in one padded batch."""
     words = "kids waterproof winter boots with warm lining and non slip soles for snow".split()
-    texts = ["", "tv"] + [" ".join((words * 4)[:n]) for n in (3, 9, 15, 27, 39)]
-    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    texts = ["", "tv"] + [" ".join((words * 12)[:n]) for n in (3, 9, 15, 27, 39, max_length, 140)]
+    batch = tokenizer(
+        texts, padding=True, truncation=True, max_length=max(max_length, VERIFY_MAX_LENGTH), return_tensors="pt"
+    )
     with torch.inference_mode():
         expected = tower(*(batch[name] for name in names)).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -130,7 +146,7 @@ def export_query_encoder(
     tower = QueryTower(copy.deepcopy(encoder).to("cpu").eval(), with_token_type_ids).eval()
     names = _input_names(with_token_type_ids)
     _export_fp32(tower, _example(tokenizer, names), names, out / FP32_FILE)
-    cosine = _verify(tower, tokenizer, out / FP32_FILE, names, max_length)
+    cosine = verify_onnx(tower, tokenizer, out / FP32_FILE, names, max_length)
     if cosine < VERIFY_MIN_COSINE:
         raise ExportError(f"ONNX export disagrees with torch: cosine {cosine:.5f} < {VERIFY_MIN_COSINE}")
     if int8:
@@ -149,5 +165,9 @@ def export_query_encoder(
         "verified_min_cosine": round(cosine, 6),
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return ExportedEncoder(fp32=out / FP32_FILE, int8=out / INT8_FILE if int8 else None,
-                           tokenizer=out / TOKENIZER_FILE, meta=out / META_FILE)
+    return ExportedEncoder(
+        fp32=out / FP32_FILE,
+        int8=out / INT8_FILE if int8 else None,
+        tokenizer=out / TOKENIZER_FILE,
+        meta=out / META_FILE,
+    )

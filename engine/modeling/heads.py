@@ -41,9 +41,7 @@ class PairHead(nn.Module):
 
     def __init__(self, dim: int, hidden: int, dropout: float) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(4 * dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
-        )
+        self.net = nn.Sequential(nn.Linear(4 * dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
 
     def forward(self, query: torch.Tensor, product: torch.Tensor) -> torch.Tensor:
         """Logits (B,) for aligned rows of query and product embeddings."""

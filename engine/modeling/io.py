@@ -76,12 +76,15 @@ def save_model_version(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         transformer_config = json.loads(model.encoder.transformer.config.to_json_string(use_diff=False))
-        _write_json(tmp / CONFIG_FILE, {
-            "format": FORMAT,
-            "model": config.to_dict(),
-            "transformer": transformer_config,
-            "dim": model.encoder.dim,
-        })
+        _write_json(
+            tmp / CONFIG_FILE,
+            {
+                "format": FORMAT,
+                "model": config.to_dict(),
+                "transformer": transformer_config,
+                "dim": model.encoder.dim,
+            },
+        )
         save_model(model, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "kairos": FORMAT})
         tokenizer.save_pretrained(str(tmp))
         _write_json(tmp / METRICS_FILE, metrics or {})
@@ -114,8 +117,9 @@ def load_model_version(path: str | Path, device: torch.device | str = "cpu") -> 
     model = MultiTaskModel(_rebuild_encoder(stored["transformer"]), config.heads)
     load_model(model, str(path / WEIGHTS_FILE), strict=True, device=str(device))
     model.to(device).eval()
-    return LoadedVersion(path=path, model=model, tokenizer=load_tokenizer(path), config=config,
-                         metrics=read_metrics(path))
+    return LoadedVersion(
+        path=path, model=model, tokenizer=load_tokenizer(path), config=config, metrics=read_metrics(path)
+    )
 
 
 def read_metrics(path: str | Path) -> dict[str, Any]:

@@ -143,9 +143,7 @@ class MultiTaskLoss(nn.Module):
         losses: dict[str, torch.Tensor] = {}
         reduction = self.config.bce_reduction
         if targets.grades is not None:
-            soft = in_batch_targets(
-                targets.grades, output.product.shape[0], targets.query_ids, targets.product_ids
-            )
+            soft = in_batch_targets(targets.grades, output.product.shape[0], targets.query_ids, targets.product_ids)
             if bool((soft > 0).any()):
                 losses["relevance"] = info_nce(output.similarity_logits, soft, targets.relevance_weights)
         if targets.clicks is not None and _has_labels(targets.click_weights):

@@ -7,37 +7,45 @@ every other file first and the manifest last, so a half-written directory never 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from engine.serving.query_encoder import OnnxQueryEncoder
 from engine.serving.ranker import LinearRanker
 from engine.serving.vectors import VectorIndex
 
 MANIFEST = "manifest.json"
-EMBEDDINGS = "product_embeddings.npy"
-EMBEDDING_IDS = "product_ids.npy"
 RANKER = "ranker.json"
-RETRIEVAL_MODES = ("lexical", "dense", "hybrid")
+RETRIEVAL_MODES = ("lexical", "dense", "rrf", "hybrid")  # rrf: hybrid without the learned ranker
 
 
 class BundleError(RuntimeError):
     """The artifacts cannot be served (missing, corrupt or inconsistent)."""
 
 
+PRODUCT_MAX_LENGTH = 128  # product text is longer than a query; the worker embeds with the same limit
+
+
 @dataclass
 class ServingBundle:
     version_id: int
     retrieval_mode: str
+    directory: Path
     encoder: OnnxQueryEncoder
     vectors: VectorIndex
     ranker: LinearRanker | None
+    _product_encoder: OnnxQueryEncoder | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return f"v{self.version_id}"
+
+    def product_encoder(self) -> OnnxQueryEncoder:
+        """The fp32 encoder with product-length inputs, for products added after the build (lazy)."""
+        if self._product_encoder is None:
+            self._product_encoder = OnnxQueryEncoder(self.directory, variant="fp32", threads=1, cache_size=0,
+                                                     max_length=PRODUCT_MAX_LENGTH)
+        return self._product_encoder
 
 
 def write_manifest(directory: Path, retrieval_mode: str, extra: dict | None = None) -> None:
@@ -62,20 +70,17 @@ def load_bundle(directory: str | Path, version_id: int, variant: str = "int8", t
             raise BundleError(f"unknown retrieval mode {mode!r}")
         variant = manifest.get("serve_variant", variant)
         encoder = OnnxQueryEncoder(directory, variant=variant, threads=threads, cache_size=cache_size)
-        ids = np.load(directory / EMBEDDING_IDS)
-        matrix = np.load(directory / EMBEDDINGS)
-        if matrix.ndim != 2 or len(ids) != matrix.shape[0] or not np.isfinite(matrix).all():
-            raise BundleError("product embeddings are inconsistent with their ids")
+        vectors = VectorIndex.load(directory)
         probe = encoder.encode(["probe"])
-        if probe.shape[1] != matrix.shape[1]:
-            raise BundleError(f"encoder dim {probe.shape[1]} != embedding dim {matrix.shape[1]}")
-        vectors = VectorIndex(dim=matrix.shape[1])
-        vectors.build(ids.astype(np.int64), matrix.astype(np.float32))
+        if len(vectors) == 0:
+            raise BundleError("the version has no product embeddings")
+        if probe.shape[1] != vectors.dim:
+            raise BundleError(f"encoder dim {probe.shape[1]} != embedding dim {vectors.dim}")
         ranker_path = directory / RANKER
         ranker = LinearRanker.load(ranker_path) if ranker_path.is_file() else None
     except BundleError:
         raise
     except Exception as exc:  # any unreadable artifact means "do not serve this version"
         raise BundleError(f"cannot load {directory}: {type(exc).__name__}: {exc}") from exc
-    return ServingBundle(version_id=version_id, retrieval_mode=mode, encoder=encoder, vectors=vectors,
-                         ranker=ranker)
+    return ServingBundle(version_id=version_id, retrieval_mode=mode, directory=directory, encoder=encoder,
+                         vectors=vectors, ranker=ranker)

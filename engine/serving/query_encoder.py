@@ -95,7 +95,11 @@ class OnnxQueryEncoder:
         return self.session.run([self.output_name], feeds)[0]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings (n, dim) float32 for a list of texts, in input order."""
+        """Unit-length embeddings (n, dim) float32 for a list of texts, in input order.
+
+        With the int8 variant a row depends slightly on its batch-mates (dynamic quantisation
+        scales activations per batch); encode_query always encodes a query alone.
+        """
         texts = list(texts)
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from engine.serving.bundle import ServingBundle
+from engine.serving.hybrid import CandidateSignals, candidate_ids, feature_matrix, fuse
 from engine.serving.lexical import Filters, LexicalDoc, LexicalIndex, LexicalResult
+from engine.serving.product_text import product_text
 
 SORTS = ("relevance", "price_asc", "price_desc", "rating")
 # When sorting by price or rating, weak matches would flood the top; keep the clearly relevant.
 SORT_RELEVANCE_FLOOR = 0.3
+SORT_POOL = 100
 
 
 @dataclass(frozen=True)
@@ -61,13 +67,26 @@ class SearchResponse:
 
 
 class Searcher:
-    """Holds the catalog view and indexes in memory; updated in place as products change."""
+    """Holds the catalog view and indexes in memory; updated in place as products change.
+
+    A ServingBundle (a model version's ONNX encoder, vectors and ranker) may be attached and
+    swapped at any time; each search reads the reference once, so a swap never mixes versions.
+    """
 
     def __init__(self, candidates: int = 300) -> None:
         self.lexical = LexicalIndex()
         self.cards: dict[int, ProductCard] = {}
         self.candidates = candidates
+        self.bundle: ServingBundle | None = None
         self._lock = threading.Lock()
+
+    def attach(self, bundle: ServingBundle | None) -> None:
+        """Serve from this bundle from the next search on; embeds products it does not cover."""
+        if bundle is not None:
+            with self._lock:
+                missing = [c for c in self.cards.values() if c.id not in bundle.vectors]
+            embed_cards(bundle, missing)
+        self.bundle = bundle
 
     def apply_changes(self, cards: list[ProductCard], removed_ids: list[int]) -> int:
         """Add or replace products and drop removed ones; searches see them on return."""
@@ -76,6 +95,12 @@ class Searcher:
             gone = [i for i in removed_ids if i in self.cards]
             if not changed and not gone:
                 return 0
+            bundle = self.bundle
+            if bundle is not None:
+                # A product added or edited after the version was built gets its vector now,
+                # from the same encoder, so it is findable by meaning within the sync interval.
+                embed_cards(bundle, [c for c in changed if c.id not in bundle.vectors or c.id in self.cards])
+                bundle.vectors.remove(gone)
             self.lexical.upsert([c.lexical_doc() for c in changed], removed_ids=gone)
             for card in changed:
                 self.cards[card.id] = card
@@ -83,21 +108,65 @@ class Searcher:
                 del self.cards[product_id]
             return len(changed) + len(gone)
 
-    def retrieve(self, text: str, filters: Filters | None = None, limit: int | None = None
-                 ) -> tuple[list[tuple[int, float]], LexicalResult]:
-        """Ranked (product id, score) candidates for a query, before sorting and paging."""
-        result = self.lexical.search(text, filters, limit=limit or self.candidates)
-        hits = [(pid, score) for pid, score in result.hits if pid in self.cards]
+    @property
+    def mode(self) -> str:
+        """The retrieval mode searches use now."""
+        return self.bundle.retrieval_mode if self.bundle is not None else "lexical"
+
+    def _dense(self, bundle: ServingBundle, text: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
+        vector = bundle.encoder.encode_query(text)
+        hits = bundle.vectors.search(vector, limit * 2 if not filters.is_empty() else limit)
+        return [(pid, s) for pid, s in hits if pid in self.cards and passes(self.cards[pid], filters)][:limit]
+
+    def retrieve(self, text: str, filters: Filters | None = None, limit: int | None = None,
+                 mode: str | None = None) -> tuple[list[tuple[int, float]], LexicalResult, str]:
+        """Ranked (product id, score) candidates, the lexical result (facets, total) and the ranker used."""
+        filters = filters or Filters()
+        limit = limit or self.candidates
+        bundle = self.bundle
+        mode = mode or (bundle.retrieval_mode if bundle is not None else "lexical")
+        result = self.lexical.search(text, filters, limit=limit)
+        lexical_hits = [(pid, score) for pid, score in result.hits if pid in self.cards]
         if not text.strip():
             # Browsing without words: show what shoppers trust most first.
-            hits.sort(key=lambda h: -self.cards[h[0]].rating_count)
-        return hits, result
+            return sorted(lexical_hits, key=lambda h: -self.cards[h[0]].rating_count), result, "popularity"
+        if mode == "lexical" or bundle is None:
+            return lexical_hits, result, "lexical"
+        dense_hits = self._dense(bundle, text, filters, limit)
+        if mode == "dense":
+            return dense_hits, result, f"dense:{bundle.name}"
+        ranker = bundle.ranker if mode == "hybrid" else None  # "rrf" forces the fusion baseline
+        signals, exact = self._signals(bundle, text, dense_hits, lexical_hits) if ranker else ({}, None)
+        fused = fuse(dense_hits, lexical_hits, signals, ranker, exact)
+        return fused[:limit], result, f"{'ranker' if ranker else 'rrf'}:{bundle.name}"
 
-    def _sorted(self, hits: list[tuple[int, float]], sort: str) -> list[tuple[int, float]]:
+    def _signals(self, bundle: ServingBundle, text: str, dense_hits: list, lexical_hits: list
+                 ) -> tuple[dict[int, CandidateSignals], dict[int, float]]:
+        signals = {pid: CandidateSignals(self.cards[pid].rating, self.cards[pid].rating_count)
+                   for pid in candidate_ids(dense_hits, lexical_hits)}
+        exact = bundle.vectors.scores(bundle.encoder.encode_query(text), [pid for pid, _ in lexical_hits])
+        return signals, exact
+
+    def candidate_features(self, text: str, limit: int | None = None) -> tuple[list[int], np.ndarray]:
+        """The hybrid candidates of a query and their ranker features (to fit a ranker on labels)."""
+        bundle = self.bundle
+        if bundle is None:
+            raise RuntimeError("candidate features need a model version attached")
+        limit = limit or self.candidates
+        lexical_hits = [(p, s) for p, s in self.lexical.search(text, limit=limit).hits if p in self.cards]
+        dense_hits = self._dense(bundle, text, Filters(), limit)
+        signals, exact = self._signals(bundle, text, dense_hits, lexical_hits)
+        ids = candidate_ids(dense_hits, lexical_hits)
+        return ids, feature_matrix(ids, dense_hits, lexical_hits, signals, exact)
+
+    def _sorted(self, hits: list[tuple[int, float]], sort: str, ranker: str) -> list[tuple[int, float]]:
         if sort == "relevance" or not hits:
             return hits
-        top = max(score for _, score in hits)
-        kept = [h for h in hits if h[1] >= SORT_RELEVANCE_FLOOR * top] if top > 0 else hits
+        if ranker == "lexical":
+            top = max(score for _, score in hits)
+            kept = [h for h in hits if h[1] >= SORT_RELEVANCE_FLOOR * top] if top > 0 else hits
+        else:
+            kept = hits[:SORT_POOL]  # model scores have no absolute scale; keep the best few
         if sort == "rating":
             return sorted(kept, key=lambda h: (-(self.cards[h[0]].rating or 0), -self.cards[h[0]].rating_count))
         priced = [h for h in kept if self.cards[h[0]].price is not None]
@@ -107,14 +176,37 @@ class Searcher:
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Retrieve, sort and cut one page of results."""
-        hits, result = self.retrieve(request.text, request.filters)
-        ordered = self._sorted(hits, request.sort)
+        hits, result, ranker = self.retrieve(request.text, request.filters)
+        ordered = self._sorted(hits, request.sort, ranker)
         start = (request.page - 1) * request.page_size
         page = [
             Hit(card=self.cards[pid], position=start + offset + 1, score=score)
             for offset, (pid, score) in enumerate(ordered[start:start + request.page_size])
         ]
-        return SearchResponse(hits=page, total=result.total if request.sort == "relevance" else len(ordered),
-                              candidates=len(ordered), fuzzy=result.fuzzy, ranker="lexical",
-                              brand_counts=result.brand_counts)
+        total = max(result.total, len(ordered)) if request.sort == "relevance" else len(ordered)
+        return SearchResponse(hits=page, total=total, candidates=len(ordered), fuzzy=result.fuzzy,
+                              ranker=ranker, brand_counts=result.brand_counts)
 
+
+def passes(card: ProductCard, filters: Filters) -> bool:
+    """Whether a product meets the filters (for candidates that did not come from the lexical index)."""
+    if filters.brands and card.brand not in filters.brands:
+        return False
+    if filters.price_min is not None and (card.price is None or card.price < filters.price_min):
+        return False
+    if filters.price_max is not None and (card.price is None or card.price > filters.price_max):
+        return False
+    return filters.rating_min is None or (card.rating is not None and card.rating >= filters.rating_min)
+
+
+def embed_cards(bundle: ServingBundle, cards: list[ProductCard]) -> None:
+    """Embed products with the bundle's product encoder and store their vectors."""
+    if cards:
+        vectors = bundle.product_encoder().encode([card_text(c) for c in cards])
+        bundle.vectors.upsert([c.id for c in cards], vectors)
+
+
+def card_text(card: ProductCard) -> str:
+    """The text a product is embedded from (the same builder the worker's batch embedding uses)."""
+    return product_text(title=card.title, brand=card.brand, category=card.category,
+                        bullet_points=card.bullet_points, description=card.description)

@@ -23,13 +23,14 @@ def _ids_array(ids: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
 
 
-def _normalized(matrix: np.ndarray, dim: int) -> np.ndarray:
+def _normalized(matrix: np.ndarray, dim: int, already: bool = False) -> np.ndarray:
     matrix = np.array(matrix, dtype=np.float32, copy=True, order="C", ndmin=2)
     if matrix.shape[1] != dim:
         raise ValueError(f"vectors have {matrix.shape[1]} dimensions, the index {dim}")
     if not np.isfinite(matrix).all():
         raise ValueError("vectors must be finite")
-    faiss.normalize_L2(matrix)
+    if not already:
+        faiss.normalize_L2(matrix)
     return matrix
 
 
@@ -62,12 +63,12 @@ class VectorIndex:
             matrix = self._index.index.reconstruct_n(0, self._index.ntotal) if len(ids) else np.empty((0, self.dim))
             return ids, np.asarray(matrix, dtype=np.float32).reshape(-1, self.dim)
 
-    def build(self, ids: Sequence[int] | np.ndarray, matrix: np.ndarray) -> None:
-        """Replace the whole content with these ids and vectors."""
+    def build(self, ids: Sequence[int] | np.ndarray, matrix: np.ndarray, normalized: bool = False) -> None:
+        """Replace the whole content with these ids and vectors (`normalized`: rows are unit length already)."""
         ids_array = _ids_array(ids)
         if len(np.unique(ids_array)) != len(ids_array):
             raise ValueError("ids must be unique")
-        vectors = _normalized(matrix, self.dim) if len(ids_array) else np.empty((0, self.dim), np.float32)
+        vectors = _normalized(matrix, self.dim, normalized) if len(ids_array) else np.empty((0, self.dim), np.float32)
         if len(vectors) != len(ids_array):
             raise ValueError(f"{len(ids_array)} ids for {len(vectors)} vectors")
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
@@ -113,6 +114,16 @@ class VectorIndex:
             scores, ids = self._index.search(query, count)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]
 
+    def scores(self, query_vec: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
+        """Exact cosine of one query vector with each stored id (ids not stored are left out)."""
+        query = _normalized(query_vec.reshape(1, -1), self.dim)[0]
+        with self._lock:
+            present = [int(i) for i in ids if int(i) in self._members]
+            if not present:
+                return {}
+            matrix = np.vstack([self._index.reconstruct(i) for i in present])
+        return dict(zip(present, (matrix @ query).tolist(), strict=True))
+
     def save(self, directory: str | Path) -> None:
         """Write embeddings.npy and ids.npy into directory (each replaced atomically)."""
         directory = Path(directory)
@@ -133,5 +144,5 @@ class VectorIndex:
         if matrix.ndim != 2:
             raise ValueError(f"{directory / EMBEDDINGS_FILE} is not a matrix")
         index = cls(int(matrix.shape[1]))
-        index.build(ids, matrix)
+        index.build(ids, matrix, normalized=True)  # saved rows are unit length: load them bit for bit
         return index

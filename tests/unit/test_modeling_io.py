@@ -80,8 +80,9 @@ def test_failure_leaves_no_partial_directory(tmp_path, trained):
 
 def test_extra_files_are_published_with_the_version(tmp_path, trained):
     model, tokenizer = trained
-    target = save_model_version(model, tokenizer, CONFIG, tmp_path / "v3",
-                                extra=lambda d: (d / "note.txt").write_text("hi"))
+    target = save_model_version(
+        model, tokenizer, CONFIG, tmp_path / "v3", extra=lambda d: (d / "note.txt").write_text("hi")
+    )
     assert (target / "note.txt").read_text() == "hi"
     assert [p.name for p in tmp_path.iterdir()] == ["v3"]
 

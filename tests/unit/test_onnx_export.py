@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.modeling.encoder import tiny_encoder
-from engine.modeling.export import OUTPUT_NAME, QueryTower, _verify, export_query_encoder
+from engine.modeling.export import OUTPUT_NAME, QueryTower, export_query_encoder, verify_onnx
 
 
 @pytest.fixture(scope="module")
@@ -97,4 +97,4 @@ def test_verification_catches_a_graph_that_is_not_the_model(exported):
     _, tokenizer, files = exported
     other, _ = tiny_encoder(seed=2)
     tower = QueryTower(other.eval(), with_token_type_ids=False)
-    assert _verify(tower, tokenizer, files.fp32, ["input_ids", "attention_mask"], 48) < 0.9
+    assert verify_onnx(tower, tokenizer, files.fp32, ["input_ids", "attention_mask"], 48) < 0.9

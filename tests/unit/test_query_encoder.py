@@ -94,8 +94,13 @@ def test_serving_modules_do_not_import_torch():
     code = (
         "import sys, engine.serving.query_encoder, engine.serving.vectors; "
         "bad = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules); "
-        "sys.exit(', '.join(bad))"
+        "sys.exit(', '.join(bad) or None)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert result.returncode == 0, result.stderr

@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from engine.serving.searcher import ProductCard, Searcher
 from webapp.extensions import db
-from webapp.models import Product
+from webapp.models import Product, utcnow
 
-# Re-read a little behind the newest timestamp seen: a transaction may commit a row
-# stamped slightly earlier than one already read. Re-applying a row is a no-op.
+# Look a little behind the previous sync: a transaction may commit a row stamped a few
+# seconds before it became visible. Rows already applied at the same stamp are skipped.
 _LOOKBACK = timedelta(seconds=5)
 _INIT_LOCK = threading.Lock()
 
@@ -27,9 +27,15 @@ _INIT_LOCK = threading.Lock()
 class _SearcherState:
     def __init__(self, searcher: Searcher) -> None:
         self.searcher = searcher
-        self.watermark: datetime | None = None
+        self.watermark: datetime | None = None  # wall-clock start of the previous sync
+        self.stamps: dict[int, datetime] = {}  # product id -> updated_at already applied
         self.last_sync = float("-inf")  # monotonic() counts from boot: 0.0 could skip the first sync
         self.lock = threading.Lock()
+        # Model version serving state (see webapp.services.serving_version).
+        self.version_id: int | None = None
+        self.last_version_check = float("-inf")
+        self.loading_version: int | None = None
+        self.failed_versions: dict[int, str] = {}
 
 
 def product_card(product: Product) -> ProductCard:
@@ -42,7 +48,7 @@ def product_card(product: Product) -> ProductCard:
     )
 
 
-def _state() -> _SearcherState:
+def searcher_state() -> _SearcherState:
     app = current_app._get_current_object()
     state = app.extensions.get("kairos.searcher")
     if state is None:
@@ -57,27 +63,44 @@ def _state() -> _SearcherState:
 
 def sync_searcher(force: bool = False) -> int:
     """Apply catalog changes since the last sync to this worker's Searcher; returns the count."""
-    state = _state()
+    state = searcher_state()
     interval = current_app.config["INDEX_SYNC_SECONDS"]
     if not force and time.monotonic() - state.last_sync < interval:
         return 0
     with state.lock:
         if not force and time.monotonic() - state.last_sync < interval:
             return 0
-        stmt = select(Product)
-        if state.watermark is not None:
-            stmt = stmt.where(Product.updated_at >= state.watermark - _LOOKBACK)
-        rows = db.session.scalars(stmt).all()
+        started = utcnow()
+        if state.watermark is None:
+            rows = db.session.scalars(select(Product)).all()
+        else:
+            rows = _changed_rows(state, state.watermark - _LOOKBACK)
         changed = state.searcher.apply_changes(
             [product_card(p) for p in rows if p.is_active], [p.id for p in rows if not p.is_active])
-        if rows:
-            newest = max(p.updated_at for p in rows)
-            state.watermark = newest if state.watermark is None else max(state.watermark, newest)
+        state.stamps.update((p.id, p.updated_at) for p in rows)
+        state.watermark = started
         state.last_sync = time.monotonic()
         return changed
 
 
+def _changed_rows(state: _SearcherState, since: datetime) -> list[Product]:
+    """Products stamped since `since` that this worker has not applied at that stamp.
+
+    Only ids and stamps are read for the window; full rows only for what really changed,
+    so a quiet catalog costs one small indexed query per sync.
+    """
+    recent = db.session.execute(select(Product.id, Product.updated_at).where(Product.updated_at >= since)).all()
+    fresh = [row.id for row in recent if state.stamps.get(row.id) != row.updated_at]
+    rows: list[Product] = []
+    for start in range(0, len(fresh), 500):
+        rows.extend(db.session.scalars(select(Product).where(Product.id.in_(fresh[start:start + 500]))))
+    return rows
+
+
 def get_searcher() -> Searcher:
-    """This worker's Searcher, brought up to date with the catalog first."""
+    """This worker's Searcher, brought up to date with the catalog and the active model version."""
+    from webapp.services.serving_version import follow_active_version
+
     sync_searcher()
-    return _state().searcher
+    follow_active_version()
+    return searcher_state().searcher

@@ -1,0 +1,1 @@
+"""Modeling (torch): the shared encoder, multi-task heads and losses, model versions on disk, ONNX export."""

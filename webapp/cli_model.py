@@ -1,0 +1,93 @@
+"""Command line for model versions: `flask --app webapp model bootstrap|list|activate|rollback|job`."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from webapp.errors import InputError
+from webapp.extensions import db
+from webapp.models import Job, ModelVersion
+from webapp.services.jobs import start_job
+from webapp.services.model_versions import activate_version, create_version, rollback_version
+
+model_cli = AppGroup("model", help="Build, list, activate and roll back model versions.")
+
+
+def _follow(job_id: int, timeout: float) -> None:
+    """Show a job's progress bar until it ends (the work runs in a Celery worker)."""
+    deadline = time.monotonic() + timeout
+    with click.progressbar(length=1000, label=f"job {job_id}") as bar:
+        while time.monotonic() < deadline:
+            db.session.expire_all()
+            job = db.session.get(Job, job_id)
+            bar.update(int(job.progress * 1000) - bar.pos)
+            if job.status in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(1)
+    if job.status == "failed":
+        raise click.ClickException(f"job {job_id} failed: {job.error}")
+    if job.status != "succeeded":
+        raise click.ClickException(f"job {job_id} is still {job.status}; check the worker (or raise --timeout)")
+    click.echo(f"job {job_id} succeeded: {job.result}")
+
+
+@model_cli.command("bootstrap")
+@click.option("--mode", type=click.Choice(["dense", "rrf", "hybrid"]), default="hybrid", show_default=True)
+@click.option("--force", is_flag=True, help="Build another zero-shot version even if one exists.")
+@click.option("--wait/--no-wait", default=False, help="Follow the build's progress until it ends.")
+@click.option("--timeout", default=1800.0, show_default=True, help="Seconds to wait with --wait.")
+def bootstrap_command(mode: str, force: bool, wait: bool, timeout: float) -> None:
+    """Version 1: the zero-shot MiniLM, embedded by the inference queue (serves when built)."""
+    existing = db.session.scalar(select(ModelVersion).where(ModelVersion.status.in_(("building", "ready", "active"))))
+    if existing is not None and not force:
+        click.echo(f"version {existing.id} already exists ({existing.status}); use --force for another")
+        return
+    version = create_version("zero-shot all-MiniLM-L6-v2", retrieval_mode=mode)
+    job = start_job("build_version", "inference.build_version", {"version_id": version.id})
+    click.echo(f"version {version.id} building as job {job.id} on the inference queue")
+    if wait:
+        _follow(job.id, timeout)
+
+
+@model_cli.command("list")
+def list_command() -> None:
+    """Versions with status, retrieval mode and headline metrics."""
+    for v in db.session.scalars(select(ModelVersion).order_by(ModelVersion.id)):
+        ndcg = v.metrics.get("test_ndcg10_hybrid", v.metrics.get("test_ndcg10_rrf"))
+        figure = f"test NDCG@10 {ndcg:.4f}" if isinstance(ndcg, float) else ""
+        click.echo(f"v{v.id:<4} {v.status:<9} {v.retrieval_mode:<7} {v.name}  {figure}")
+
+
+@model_cli.command("activate")
+@click.argument("version_id", type=int)
+def activate_command(version_id: int) -> None:
+    """Serve a ready version to all traffic (refused if its artifacts do not load)."""
+    try:
+        version = activate_version(version_id)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"version {version.id} is active; web workers switch within seconds")
+
+
+@model_cli.command("rollback")
+def rollback_command() -> None:
+    """Go back to the version that served before the current one."""
+    try:
+        version = rollback_version()
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"rolled back: version {version.id} is active")
+
+
+@model_cli.command("job")
+@click.argument("job_id", type=int)
+@click.option("--timeout", default=1800.0, show_default=True)
+def job_command(job_id: int, timeout: float) -> None:
+    """Follow a background job's progress."""
+    if db.session.get(Job, job_id) is None:
+        raise click.ClickException(f"no job {job_id}")
+    _follow(job_id, timeout)

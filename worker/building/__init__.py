@@ -1,0 +1,1 @@
+"""Building model versions: embedding, export, ranker fitting, publishing (torch lives here)."""
