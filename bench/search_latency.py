@@ -1,29 +1,28 @@
-"""Search latency through the real server: gunicorn + Flask over a temporary SQLite instance.
+"""Search latency through the real server: lexical-only vs hybrid (ONNX int8 + faiss), side by side.
 
-    .venv/bin/python bench/search_latency.py [--requests 1000] [--seconds 30] [--concurrency 1,4,16]
+    .venv/bin/python bench/search_latency.py [--instance DIR] [--requests 1000] [--seconds 30]
+                                             [--concurrency 1,4,16] [--head 5]
 
-Migrates and imports the demo catalog into a fresh instance directory, starts gunicorn with the
-project's gunicorn.conf.py on a free loopback port, warms up, then drives GET /api/search with
-the 150 demo queries (Zipf-distributed repetition, like real traffic) at each concurrency, with
-GET /api/health as the floor. Client and server share the machine, so figures are end to end.
+With --instance (a SQLite instance whose model version is active, e.g. after
+`flask --app webapp model bootstrap --wait`), two copies of it are served by gunicorn with the
+project's gunicorn.conf.py on free loopback ports: one with the version retired (the Searcher
+serves BM25 only) and one with it active (hybrid). Without it, a fresh instance with the demo
+catalog is served lexical-only. Per concurrency level it drives GET /api/health (the floor),
+then GET /api/search on each server in turn with the 150 demo queries repeated Zipf-style;
+then a few head queries repeated (the query-embedding cache hits); then prints the in-process
+floor: query encoding + vector search alone, measured here with the version's bundle.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
 import os
-import random
 import shutil
-import signal
-import socket
-import subprocess
+import sqlite3
+import statistics
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -31,186 +30,200 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.latency_client import HEADER, Result, drive, head_queries, query_mix  # noqa: E402
+from bench.latency_server import Server, prepare, server_env, start_server  # noqa: E402
 from engine.evaluation.judgments import DEMO_JUDGMENTS, read_esci_queries  # noqa: E402
 
-HOST = "127.0.0.1"  # loopback only: the benchmark never leaves the machine
-SEED = 20240601
+TARGETS = {"p50": 15.0, "p99": 50.0, "cached_p50": 3.0, "concurrency": 4}  # from the transformer issue
 
 
-@dataclass
-class Result:
-    endpoint: str
-    concurrency: int
-    latencies_ms: list[float]
-    errors: int
-    seconds: float
-
-    def percentile(self, p: float) -> float:
-        """Nearest-rank percentile of the latencies, in ms."""
-        ordered = sorted(self.latencies_ms)
-        return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)] if ordered else float("nan")
-
-    def row(self) -> str:
-        n = len(self.latencies_ms)
-        mean = sum(self.latencies_ms) / n if n else float("nan")
-        return (
-            f"{self.endpoint:<12} {self.concurrency:>5} {n:>9} {self.errors:>7} {self.percentile(50):>8.1f} "
-            f"{self.percentile(99):>8.1f} {mean:>8.1f} {n / self.seconds:>8.1f}"
-        )
+def active_version(instance: Path) -> tuple[int, Path] | None:
+    """(id, artifact directory) of the instance's active model version, read without writing."""
+    with sqlite3.connect(f"file:{instance / 'kairos.db'}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT id, artifact_path FROM model_versions WHERE status = 'active'").fetchone()
+    return (int(row[0]), Path(row[1])) if row else None
 
 
-HEADER = f"{'endpoint':<12} {'conc':>5} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>8}"
+def copy_instance(source: Path, target: Path, version: tuple[int, Path] | None, serve_it: bool) -> None:
+    """A private copy of the instance's database; the version retired (lexical) or active on copied artifacts."""
+    target.mkdir(parents=True)
+    # The backup API reads a consistent snapshot even while the source has a live WAL.
+    with sqlite3.connect(f"file:{source / 'kairos.db'}?mode=ro", uri=True) as src:
+        dst = sqlite3.connect(target / "kairos.db")
+        src.backup(dst)
+    with dst:
+        if version is not None and serve_it:
+            version_id, artifacts = version
+            copied = target / "models" / f"v{version_id}"
+            # The torch checkpoint is the training tower's; the web process never reads it.
+            shutil.copytree(artifacts, copied, ignore=shutil.ignore_patterns("*.safetensors"))
+            dst.execute("UPDATE model_versions SET artifact_path = ? WHERE id = ?", (str(copied), version_id))
+        else:
+            dst.execute("UPDATE model_versions SET status = 'retired' WHERE status = 'active'")
+    dst.close()
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+def in_process_floor(artifacts: Path, version_id: int, texts: list[str], candidates: int) -> tuple[dict, str]:
+    """Median ms of query encoding and vector search alone, on the version's bundle, one thread; and what ran."""
+    from engine.serving.bundle import load_bundle  # onnxruntime + faiss, as a web worker loads them
 
-
-def server_env(instance: Path) -> dict[str, str]:
-    """The environment for the server: a private SQLite instance, nothing from the caller's services."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "GUNICORN_ACCESSLOG")
+    bundle = load_bundle(artifacts, version_id, threads=1)
+    for i in range(20):  # warm up kernels with texts outside the query set (the cache stays clean)
+        bundle.vectors.search(bundle.encoder.encode_query(f"warm up {i} wireless mouse"), candidates)
+    timings: dict[str, list[float]] = {
+        "encode (miss)": [],
+        "vector search": [],
+        "encode + search (miss)": [],
+        "encode + search (hit)": [],
     }
-    env.update(KAIROS_INSTANCE_DIR=str(instance), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    return env
+    for text in texts:
+        t0 = time.perf_counter()
+        vector = bundle.encoder.encode_query(text)
+        t1 = time.perf_counter()
+        bundle.vectors.search(vector, candidates)
+        t2 = time.perf_counter()
+        timings["encode (miss)"].append((t1 - t0) * 1000)
+        timings["vector search"].append((t2 - t1) * 1000)
+        timings["encode + search (miss)"].append((t2 - t0) * 1000)
+    for text in texts:
+        t0 = time.perf_counter()
+        bundle.vectors.search(bundle.encoder.encode_query(text), candidates)
+        timings["encode + search (hit)"].append((time.perf_counter() - t0) * 1000)
+    floor = {name: statistics.median(values) for name, values in timings.items()}
+    return floor, f"{bundle.encoder.variant} encoder, 1 thread, {len(bundle.vectors)} vectors"
 
 
-def prepare(env: dict[str, str]) -> None:
-    """Migrate the empty database and import the demo catalog, as a release would."""
-    for args in (["db", "upgrade"], ["catalog", "import"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "webapp", *args], cwd=ROOT, env=env, capture_output=True, text=True
+def in_process_searcher(instance: Path, texts: list[str]) -> dict[str, float]:
+    """Median ms of the whole retrieval (Searcher.retrieve, no HTTP, no query log) per mode, on a copy."""
+    from webapp import create_app
+    from webapp.services.search_index import searcher_state
+    from webapp.services.serving_version import warm_up
+
+    db = f"sqlite:///{instance / 'kairos.db'}"
+    app = create_app({"INSTANCE_DIR": str(instance), "SQLALCHEMY_DATABASE_URI": db})
+    with app.app_context():
+        warm_up()  # reads only: builds the index and loads the active version, as a gunicorn worker does
+        searcher = searcher_state().searcher
+    medians = {}
+    for label, mode in (("lexical", "lexical"), ("hybrid (miss)", None), ("hybrid (hit)", None)):
+        timings = []
+        for text in texts:
+            started = time.perf_counter()
+            searcher.retrieve(text, mode=mode)
+            timings.append((time.perf_counter() - started) * 1000)
+        medians[f"Searcher.retrieve {label}"] = statistics.median(timings)
+    return medians
+
+
+def check_ranker(server: Server, want: str) -> None:
+    """Fail unless every answer comes from the retrieval path this server is meant to measure."""
+    seen = set()
+    for text in ("usb c charger", "dog bed", "running shoes", "kindle", "coffee maker", "phone case"):
+        seen.add(requests.get(f"{server.base}/api/search", params={"q": text}, timeout=30).json()["ranker"])
+    if {r.split(":")[0] for r in seen} - ({"lexical"} if want == "lexical" else {"rrf", "ranker"}):
+        raise SystemExit(f"{server.name} server answers with {sorted(seen)}, not {want}:\n{server.log_text()}")
+
+
+def verdict(value: float, limit: float) -> str:
+    return f"{value:.1f} ms <= {limit:.0f} ms: {'met' if value <= limit else 'NOT met'}"
+
+
+def print_targets(results: list[Result], cached: dict[str, Result], floor: dict | None) -> None:
+    """The issue's targets next to what was measured."""
+    at = [r for r in results if r.endpoint == "hybrid" and r.concurrency == TARGETS["concurrency"]]
+    if not at:
+        return
+    print(f"\ntargets (hybrid, concurrency {TARGETS['concurrency']}):")
+    print(f"  p50 {verdict(at[0].percentile(50), TARGETS['p50'])}")
+    print(f"  p99 {verdict(at[0].percentile(99), TARGETS['p99'])}")
+    print(f"  errors {at[0].errors} (must be 0)")
+    if "hybrid" in cached:
+        print(
+            f"  cached p50 end to end {verdict(cached['hybrid'].percentile(50), TARGETS['cached_p50'])}"
+            f" (lexical, same queries: {cached['lexical'].percentile(50):.1f} ms)"
         )
-        if done.returncode != 0:
-            raise SystemExit(f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-
-
-def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    """Start gunicorn with the project's config on a loopback port."""
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        "gunicorn.conf.py",
-        "--bind",
-        f"{HOST}:{port}",
-        "webapp:create_app()",
-    ]
-    with log.open("w") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait_healthy(base: str, server: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    """Poll /api/health until it answers 200; fail with the server log if it dies or never does."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            if requests.get(f"{base}/api/health", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass  # not listening yet, or workers still building their index
-        time.sleep(0.2)
-    raise SystemExit(f"no healthy answer from {base} within {timeout:.0f} s:\n{log.read_text()}")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    """Ask gunicorn to stop gracefully; kill it if it lingers."""
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-def drive(base: str, endpoint: str, params: list[dict], concurrency: int, max_seconds: float) -> Result:
-    """Send len(params) GETs from `concurrency` threads (one keep-alive session each), or stop at the deadline."""
-    counter, lock = itertools.count(), threading.Lock()
-    latencies: list[float] = []
-    errors = [0]
-    deadline = time.monotonic() + max_seconds
-
-    def worker() -> None:
-        with requests.Session() as session:
-            while time.monotonic() < deadline:
-                with lock:
-                    i = next(counter)
-                if i >= len(params):
-                    return
-                started = time.perf_counter()
-                try:
-                    ok = session.get(f"{base}{endpoint}", params=params[i], timeout=30).status_code == 200
-                except requests.RequestException:
-                    ok = False
-                elapsed = (time.perf_counter() - started) * 1000
-                with lock:
-                    latencies.append(elapsed)
-                    errors[0] += not ok
-
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return Result(endpoint, concurrency, latencies, errors[0], time.perf_counter() - started)
-
-
-def query_mix(texts: list[str], count: int, seed: int = SEED) -> list[dict]:
-    """`count` search parameter sets with Zipf(1) repetition over the queries: a few heads, a long tail."""
-    rng = random.Random(seed)
-    ordered = rng.sample(texts, len(texts))
-    weights = [1 / rank for rank in range(1, len(ordered) + 1)]
-    return [{"q": q} for q in rng.choices(ordered, weights=weights, k=count)]
+    if floor:
+        print(
+            f"  cached p50 in process, Searcher.retrieve {verdict(floor['Searcher.retrieve hybrid (hit)'], TARGETS['cached_p50'])}"
+            f" (encode + vector search {floor['encode + search (hit)']:.2f} ms)"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1000, help="requests per concurrency level")
-    parser.add_argument("--seconds", type=float, default=30, help="time limit per concurrency level")
+    parser.add_argument("--instance", type=Path, help="instance dir with an active model version (for hybrid)")
+    parser.add_argument("--requests", type=int, default=1000, help="requests per concurrency level and server")
+    parser.add_argument("--seconds", type=float, default=30, help="time limit per concurrency level and server")
     parser.add_argument("--concurrency", default="1,4,16", help="comma-separated client thread counts")
+    parser.add_argument("--head", type=int, default=5, help="head queries repeated for the cached figure")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     texts = [q.text for q in read_esci_queries(DEMO_JUDGMENTS)]
+    candidates = int(os.environ.get("KAIROS_SEARCH_CANDIDATES", "300"))
 
-    instance = Path(tempfile.mkdtemp(prefix="kairos-bench-"))
-    env = server_env(instance)
-    server = None
+    version = active_version(args.instance) if args.instance else None
+    if version is None:
+        where = f"{args.instance} has no active model version" if args.instance else "no --instance given"
+        print(f"# {where}: hybrid needs `flask --app webapp model bootstrap --wait` first; measuring lexical only")
+    work = Path(tempfile.mkdtemp(prefix="kairos-bench-"))
+    servers: list[Server] = []
     try:
-        prepare(env)
-        port = free_port()
-        base = f"http://{HOST}:{port}"
-        server = start_server(env, port, instance / "gunicorn.log")
-        wait_healthy(base, server, instance / "gunicorn.log")
-        # Warm-up: every query once from several clients, so each worker has built its index.
-        warm = drive(base, "/api/search", [{"q": t} for t in texts], 4, 120)
+        floor, what = None, ""
+        if version is None:
+            modes = {"lexical": work / "lexical"}
+            if args.instance:
+                copy_instance(args.instance, modes["lexical"], None, serve_it=False)
+            else:
+                prepare(server_env(modes["lexical"]))
+        else:
+            modes = {"lexical": work / "lexical", "hybrid": work / "hybrid"}
+            for mode, directory in modes.items():
+                copy_instance(args.instance, directory, version, serve_it=mode == "hybrid")
+            floor, what = in_process_floor(work / "hybrid" / "models" / f"v{version[0]}", version[0], texts, candidates)
+            floor.update(in_process_searcher(work / "hybrid", texts))
+        servers = [start_server(mode, server_env(directory)) for mode, directory in modes.items()]
+        warm = 0
+        for server in servers:
+            server.wait_healthy()
+            # Every query once from several clients, so each worker has built its index and loaded its model.
+            warm += drive(server.base, "/api/search", [{"q": t} for t in texts], 4, 180).errors
+            check_ranker(server, server.name)
+        env = server_env(work)
         print(
-            f"# {date.today()}  cpus {os.cpu_count()}  gunicorn workers {env.get('GUNICORN_WORKERS', 2)} x "
-            f"threads {env.get('GUNICORN_THREADS', 4)}  queries {len(texts)}  warm-up errors {warm.errors}"
+            f"# {date.today()}  cpus {os.cpu_count()}  load {os.getloadavg()[0]:.1f}  gunicorn workers "
+            f"{env.get('GUNICORN_WORKERS', 2)} x threads {env.get('GUNICORN_THREADS', 4)}  per server: "
+            f"{', '.join(s.name for s in servers)}  queries {len(texts)}  warm-up errors {warm}"
         )
         print(HEADER)
-        results = []
+        results: list[Result] = []
         for level in levels:
-            for endpoint, params in (
-                ("/api/health", [{}] * args.requests),
-                ("/api/search", query_mix(texts, args.requests)),
-            ):
-                result = drive(base, endpoint, params, level, args.seconds)
-                results.append(result)
-                print(result.row(), flush=True)
-        return 1 if warm.errors or any(r.errors for r in results) else 0
+            runs = [(servers[0], "/api/health", "health", [{}] * args.requests)]
+            runs += [(s, "/api/search", s.name, query_mix(texts, args.requests)) for s in servers]
+            for server, path, label, params in runs:
+                results.append(drive(server.base, path, params, level, args.seconds, label))
+                print(results[-1].row(), flush=True)
+        heads = head_queries(texts, args.head)
+        cached = {}
+        for server in servers:
+            cached[server.name] = drive(
+                server.base,
+                "/api/search",
+                [{"q": heads[i % len(heads)]} for i in range(args.requests)],
+                1,
+                args.seconds,
+                f"{server.name} cached",
+            )
+            print(cached[server.name].row(), flush=True)
+        if floor:
+            print(f"\nin process, v{version[0]} {what}, top {candidates}; median over {len(texts)} demo queries:")
+            for name, value in floor.items():
+                print(f"  {name:<34} {value:>7.2f} ms")
+        print_targets(results, cached, floor)
+        return 1 if warm or any(r.errors for r in [*results, *cached.values()]) else 0
     finally:
-        if server is not None:
-            stop_server(server)
-        shutil.rmtree(instance, ignore_errors=True)
+        for server in servers:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,7 @@ from webapp.config import PROJECT_ROOT, load_config
 
 def create_app(config: dict | None = None) -> Flask:
     """Application factory: config first, then extensions, blueprints, CLI and hooks."""
-    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
-                static_folder=str(PROJECT_ROOT / "static"))
+    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     app.config.from_mapping(load_config(config))
 
     from webapp import cli, errors, models, visitors  # noqa: F401  (models register their tables)

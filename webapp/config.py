@@ -39,7 +39,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "DEMO_CATALOG": str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_ecommerce_shrunk.ndjson.zip"),
         "SEARCH_PAGE_SIZE": int(env.get("KAIROS_PAGE_SIZE", "24")),
         "SEARCH_MAX_QUERY_CHARS": 200,
-        "SEARCH_CANDIDATES": 1000,
+        "SEARCH_CANDIDATES": int(env.get("KAIROS_SEARCH_CANDIDATES", "300")),  # per retriever; 12 pages of 24
         # How often a web worker looks for catalog changes; keeps new products searchable within a second.
         "INDEX_SYNC_SECONDS": float(env.get("KAIROS_INDEX_SYNC_SECONDS", "0.5")),
         "EVENTS_MAX_BATCH": 100,
@@ -48,8 +48,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "ENCODER_VARIANT": env.get("KAIROS_ENCODER_VARIANT", "int8"),  # a version's manifest may override
         "ENCODER_THREADS": int(env.get("KAIROS_ENCODER_THREADS", "1")),
         # Graded judgments used when building a version (train half: int8 gate, ranker fit).
-        "RANKER_QRELS": env.get("KAIROS_RANKER_QRELS",
-                                str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_judgments.json")),
+        "RANKER_QRELS": env.get(
+            "KAIROS_RANKER_QRELS", str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_judgments.json")
+        ),
         "QUERY_CACHE_SIZE": int(env.get("KAIROS_QUERY_CACHE_SIZE", "4096")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -59,8 +60,11 @@ def load_config(overrides: dict | None = None) -> dict:
             "result_backend": backend,
             "task_ignore_result": True,
             "worker_prefetch_multiplier": 1,
-            "task_routes": {"catalog.*": {"queue": "inference"}, "inference.*": {"queue": "inference"},
-                            "training.*": {"queue": "training"}},
+            "task_routes": {
+                "catalog.*": {"queue": "inference"},
+                "inference.*": {"queue": "inference"},
+                "training.*": {"queue": "training"},
+            },
             "task_default_queue": "inference",
             "broker_connection_retry_on_startup": True,
         },

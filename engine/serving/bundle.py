@@ -43,8 +43,9 @@ class ServingBundle:
     def product_encoder(self) -> OnnxQueryEncoder:
         """The fp32 encoder with product-length inputs, for products added after the build (lazy)."""
         if self._product_encoder is None:
-            self._product_encoder = OnnxQueryEncoder(self.directory, variant="fp32", threads=1, cache_size=0,
-                                                     max_length=PRODUCT_MAX_LENGTH)
+            self._product_encoder = OnnxQueryEncoder(
+                self.directory, variant="fp32", threads=1, cache_size=0, max_length=PRODUCT_MAX_LENGTH
+            )
         return self._product_encoder
 
 
@@ -56,8 +57,14 @@ def write_manifest(directory: Path, retrieval_mode: str, extra: dict | None = No
     tmp.replace(directory / MANIFEST)
 
 
-def load_bundle(directory: str | Path, version_id: int, variant: str = "int8", threads: int = 1,
-                cache_size: int = 2048, retrieval_mode: str | None = None) -> ServingBundle:
+def load_bundle(
+    directory: str | Path,
+    version_id: int,
+    variant: str = "int8",
+    threads: int = 1,
+    cache_size: int = 2048,
+    retrieval_mode: str | None = None,
+) -> ServingBundle:
     """Load and sanity-check a version directory; raises BundleError with the reason."""
     directory = Path(directory)
     manifest_path = directory / MANIFEST
@@ -82,5 +89,6 @@ def load_bundle(directory: str | Path, version_id: int, variant: str = "int8", t
         raise
     except Exception as exc:  # any unreadable artifact means "do not serve this version"
         raise BundleError(f"cannot load {directory}: {type(exc).__name__}: {exc}") from exc
-    return ServingBundle(version_id=version_id, retrieval_mode=mode, directory=directory, encoder=encoder,
-                         vectors=vectors, ranker=ranker)
+    return ServingBundle(
+        version_id=version_id, retrieval_mode=mode, directory=directory, encoder=encoder, vectors=vectors, ranker=ranker
+    )

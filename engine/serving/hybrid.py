@@ -7,6 +7,7 @@ ranker is fitted on is exactly what it sees at serving time.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from engine.serving.fusion import rank_by, reciprocal_rank_fusion
 from engine.serving.ranker import FEATURES, LinearRanker
 
 _POPULARITY_SCALE = math.log1p(1_000_000)
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -24,11 +26,25 @@ class CandidateSignals:
 
     rating: float | None
     rating_count: int
+    title: str = ""
 
 
-def feature_matrix(ids: list[int], dense_hits: list[tuple[int, float]], lexical_hits: list[tuple[int, float]],
-                   signals: Mapping[int, CandidateSignals],
-                   dense_scores: Mapping[int, float] | None = None) -> np.ndarray:
+def _title_match(words: set[str], title: str) -> float:
+    """Share of the query's words found in the title (titles say what a product is)."""
+    if not words:
+        return 0.0
+    title_words = set(_WORD.findall(title.lower()))
+    return sum(1 for w in words if w in title_words or w.rstrip("s") in title_words) / len(words)
+
+
+def feature_matrix(
+    query: str,
+    ids: list[int],
+    dense_hits: list[tuple[int, float]],
+    lexical_hits: list[tuple[int, float]],
+    signals: Mapping[int, CandidateSignals],
+    dense_scores: Mapping[int, float] | None = None,
+) -> np.ndarray:
     """Rows of FEATURES for the candidate ids.
 
     dense_scores may carry exact cosines for candidates the dense list missed; otherwise a
@@ -39,6 +55,9 @@ def feature_matrix(ids: list[int], dense_hits: list[tuple[int, float]], lexical_
     top_bm25 = max(bm25.values(), default=0.0) or 1.0
     rrf = reciprocal_rank_fusion([[i for i, _ in dense_hits], [i for i, _ in lexical_hits]])
     in_dense = {i for i, _ in dense_hits}
+    dense_rank = {pid: rank for rank, (pid, _) in enumerate(dense_hits, start=1)}
+    lexical_rank = {pid: rank for rank, (pid, _) in enumerate(lexical_hits, start=1)}
+    words = set(_WORD.findall(query.lower()))
     rows = np.zeros((len(ids), len(FEATURES)), dtype=np.float32)
     for row, pid in enumerate(ids):
         signal = signals.get(pid)
@@ -46,7 +65,10 @@ def feature_matrix(ids: list[int], dense_hits: list[tuple[int, float]], lexical_
             dense.get(pid, 0.0),
             bm25.get(pid, 0.0) / top_bm25,
             rrf.get(pid, 0.0) * 60.0,  # 60 = RRF_K: puts a rank-1 hit near 1.0
+            10.0 / (10 + dense_rank[pid]) if pid in dense_rank else 0.0,  # steeper than RRF: top ranks count
+            10.0 / (10 + lexical_rank[pid]) if pid in lexical_rank else 0.0,
             1.0 if pid in in_dense and pid in bm25 else 0.0,
+            _title_match(words, signal.title) if signal else 0.0,
             (signal.rating or 0.0) / 5.0 if signal else 0.0,
             math.log1p(signal.rating_count) / _POPULARITY_SCALE if signal else 0.0,
             0.0,  # click head: filled once the learning loop trains it
@@ -60,12 +82,17 @@ def candidate_ids(dense_hits: list[tuple[int, float]], lexical_hits: list[tuple[
     return list(dict.fromkeys([i for i, _ in dense_hits] + [i for i, _ in lexical_hits]))
 
 
-def fuse(dense_hits: list[tuple[int, float]], lexical_hits: list[tuple[int, float]],
-         signals: Mapping[int, CandidateSignals], ranker: LinearRanker | None,
-         dense_scores: Mapping[int, float] | None = None) -> list[tuple[int, float]]:
+def fuse(
+    query: str,
+    dense_hits: list[tuple[int, float]],
+    lexical_hits: list[tuple[int, float]],
+    signals: Mapping[int, CandidateSignals],
+    ranker: LinearRanker | None,
+    dense_scores: Mapping[int, float] | None = None,
+) -> list[tuple[int, float]]:
     """Order the union of both candidate lists: by the ranker when there is one, else by RRF."""
     if ranker is None:
         return rank_by(reciprocal_rank_fusion([[i for i, _ in dense_hits], [i for i, _ in lexical_hits]]))
     ids = candidate_ids(dense_hits, lexical_hits)
-    scores = ranker.score(feature_matrix(ids, dense_hits, lexical_hits, signals, dense_scores))
+    scores = ranker.score(feature_matrix(query, ids, dense_hits, lexical_hits, signals, dense_scores))
     return rank_by(dict(zip(ids, scores.tolist(), strict=True)))

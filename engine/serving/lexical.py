@@ -113,14 +113,27 @@ class LexicalIndex:
         clauses = []
         if with_brand and filters.brands:
             brand_terms = [tantivy.Query.term_query(self._schema, "brand_exact", b) for b in filters.brands]
-            clauses.append((tantivy.Occur.Must, tantivy.Query.boolean_query(
-                [(tantivy.Occur.Should, q) for q in brand_terms])))
+            clauses.append(
+                (tantivy.Occur.Must, tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in brand_terms]))
+            )
         if filters.price_min is not None or filters.price_max is not None:
-            clauses.append((tantivy.Occur.Must, tantivy.Query.range_query(
-                self._schema, "price", tantivy.FieldType.Float, filters.price_min, filters.price_max)))
+            clauses.append(
+                (
+                    tantivy.Occur.Must,
+                    tantivy.Query.range_query(
+                        self._schema, "price", tantivy.FieldType.Float, filters.price_min, filters.price_max
+                    ),
+                )
+            )
         if filters.rating_min is not None:
-            clauses.append((tantivy.Occur.Must, tantivy.Query.range_query(
-                self._schema, "rating", tantivy.FieldType.Float, filters.rating_min, None)))
+            clauses.append(
+                (
+                    tantivy.Occur.Must,
+                    tantivy.Query.range_query(
+                        self._schema, "rating", tantivy.FieldType.Float, filters.rating_min, None
+                    ),
+                )
+            )
         return clauses
 
     def _word_query(self, word: str, fuzzy: bool) -> tantivy.Query:
@@ -128,13 +141,15 @@ class LexicalIndex:
         if not fuzzy or len(word) < FUZZY_MIN_CHARS:  # one edit on a short word matches nearly anything
             return query
         near, _errors = self._index.parse_query_lenient(
-            word, list(FUZZY_FIELDS),
-            fuzzy_fields={name: (False, self.fuzzy_distance, True) for name in FUZZY_FIELDS})
+            word, list(FUZZY_FIELDS), fuzzy_fields={name: (False, self.fuzzy_distance, True) for name in FUZZY_FIELDS}
+        )
         # Exact matches keep their BM25 weight; near spellings (constant score) rank behind them.
-        return tantivy.Query.boolean_query([
-            (tantivy.Occur.Should, query),
-            (tantivy.Occur.Should, tantivy.Query.boost_query(near, 0.5)),
-        ])
+        return tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Should, query),
+                (tantivy.Occur.Should, tantivy.Query.boost_query(near, 0.5)),
+            ]
+        )
 
     def _text_query(self, words: str, fuzzy: bool, strict: bool) -> tantivy.Query:
         """Content words must mostly match (like minimum_should_match); stopwords only add score."""
@@ -144,12 +159,13 @@ class LexicalIndex:
         # Short queries need every word; longer ones tolerate a missing word or two.
         needed = (len(content) if len(content) <= 2 else math.ceil(0.6 * len(content))) if strict else 1
         core = tantivy.Query.boolean_query(
-            [(tantivy.Occur.Should, self._word_query(t, fuzzy)) for t in content],
-            minimum_number_should_match=needed)
+            [(tantivy.Occur.Should, self._word_query(t, fuzzy)) for t in content], minimum_number_should_match=needed
+        )
         if not extra:
             return core
         return tantivy.Query.boolean_query(
-            [(tantivy.Occur.Must, core)] + [(tantivy.Occur.Should, self._word_query(t, False)) for t in extra])
+            [(tantivy.Occur.Must, core)] + [(tantivy.Occur.Should, self._word_query(t, False)) for t in extra]
+        )
 
     def _combine(self, text_query: tantivy.Query | None, clauses: list) -> tantivy.Query:
         parts = list(clauses)
@@ -164,8 +180,9 @@ class LexicalIndex:
         buckets = agg.get("brands", {}).get("buckets", [])
         return {b["key"]: int(b["doc_count"]) for b in buckets if b["key"]}
 
-    def search(self, text: str, filters: Filters | None = None, limit: int = 1000,
-               facet_size: int = 20) -> LexicalResult:
+    def search(
+        self, text: str, filters: Filters | None = None, limit: int = 1000, facet_size: int = 20
+    ) -> LexicalResult:
         """Top `limit` products for the words, with filters applied and brand facet counts."""
         filters = filters or Filters()
         words = clean_query(text)
@@ -181,5 +198,9 @@ class LexicalIndex:
         hits = [(searcher.doc(addr)["id"][0], float(score)) for score, addr in result.hits]
         # Brand counts ignore the brand filter itself so shoppers can see and switch brands.
         facet_query = self._combine(text_query, self._filter_clauses(filters, with_brand=False))
-        return LexicalResult(hits=hits, total=result.count, fuzzy=fuzzy,
-                             brand_counts=self._brand_counts(searcher, facet_query, facet_size))
+        return LexicalResult(
+            hits=hits,
+            total=result.count,
+            fuzzy=fuzzy,
+            brand_counts=self._brand_counts(searcher, facet_query, facet_size),
+        )

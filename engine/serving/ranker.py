@@ -12,7 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES = ("dense", "bm25", "rrf", "in_both", "rating", "popularity", "click", "purchase")
+FEATURES = (
+    "dense",
+    "bm25",
+    "rrf",
+    "dense_rr",
+    "lexical_rr",
+    "in_both",
+    "title_match",
+    "rating",
+    "popularity",
+    "click",
+    "purchase",
+)
 
 
 @dataclass
@@ -35,8 +47,9 @@ class LinearRanker:
         return cls(weights={k: float(v) for k, v in data["weights"].items() if k in FEATURES})
 
 
-def fit_pairwise(groups: list[tuple[np.ndarray, np.ndarray]], epochs: int = 300, lr: float = 0.5,
-                 l2: float = 1e-3, seed: int = 0) -> LinearRanker:
+def fit_pairwise(
+    groups: list[tuple[np.ndarray, np.ndarray]], epochs: int = 300, lr: float = 0.5, l2: float = 1e-3, seed: int = 0
+) -> LinearRanker:
     """RankNet-style logistic loss on every pair with different gains, full-batch gradient descent.
 
     groups: (features (n, d), gains (n,)) per query. Pairs are weighted by their gain gap so

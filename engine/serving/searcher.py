@@ -35,9 +35,16 @@ class ProductCard:
     description: str = ""
 
     def lexical_doc(self) -> LexicalDoc:
-        return LexicalDoc(id=self.id, title=self.title, brand=self.brand, bullet_points=self.bullet_points,
-                          description=self.description, category=self.category, price=self.price,
-                          rating=self.rating)
+        return LexicalDoc(
+            id=self.id,
+            title=self.title,
+            brand=self.brand,
+            bullet_points=self.bullet_points,
+            description=self.description,
+            category=self.category,
+            price=self.price,
+            rating=self.rating,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,11 +122,14 @@ class Searcher:
 
     def _dense(self, bundle: ServingBundle, text: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
         vector = bundle.encoder.encode_query(text)
-        hits = bundle.vectors.search(vector, limit * 2 if not filters.is_empty() else limit)
+        if filters.is_empty():
+            return [(pid, s) for pid, s in bundle.vectors.search(vector, limit) if pid in self.cards]
+        hits = bundle.vectors.search(vector, limit * 3)  # filters drop some; look a little deeper
         return [(pid, s) for pid, s in hits if pid in self.cards and passes(self.cards[pid], filters)][:limit]
 
-    def retrieve(self, text: str, filters: Filters | None = None, limit: int | None = None,
-                 mode: str | None = None) -> tuple[list[tuple[int, float]], LexicalResult, str]:
+    def retrieve(
+        self, text: str, filters: Filters | None = None, limit: int | None = None, mode: str | None = None
+    ) -> tuple[list[tuple[int, float]], LexicalResult, str]:
         """Ranked (product id, score) candidates, the lexical result (facets, total) and the ranker used."""
         filters = filters or Filters()
         limit = limit or self.candidates
@@ -137,13 +147,16 @@ class Searcher:
             return dense_hits, result, f"dense:{bundle.name}"
         ranker = bundle.ranker if mode == "hybrid" else None  # "rrf" forces the fusion baseline
         signals, exact = self._signals(bundle, text, dense_hits, lexical_hits) if ranker else ({}, None)
-        fused = fuse(dense_hits, lexical_hits, signals, ranker, exact)
+        fused = fuse(text, dense_hits, lexical_hits, signals, ranker, exact)
         return fused[:limit], result, f"{'ranker' if ranker else 'rrf'}:{bundle.name}"
 
-    def _signals(self, bundle: ServingBundle, text: str, dense_hits: list, lexical_hits: list
-                 ) -> tuple[dict[int, CandidateSignals], dict[int, float]]:
-        signals = {pid: CandidateSignals(self.cards[pid].rating, self.cards[pid].rating_count)
-                   for pid in candidate_ids(dense_hits, lexical_hits)}
+    def _signals(
+        self, bundle: ServingBundle, text: str, dense_hits: list, lexical_hits: list
+    ) -> tuple[dict[int, CandidateSignals], dict[int, float]]:
+        signals = {
+            pid: CandidateSignals(self.cards[pid].rating, self.cards[pid].rating_count, self.cards[pid].title)
+            for pid in candidate_ids(dense_hits, lexical_hits)
+        }
         exact = bundle.vectors.scores(bundle.encoder.encode_query(text), [pid for pid, _ in lexical_hits])
         return signals, exact
 
@@ -157,7 +170,7 @@ class Searcher:
         dense_hits = self._dense(bundle, text, Filters(), limit)
         signals, exact = self._signals(bundle, text, dense_hits, lexical_hits)
         ids = candidate_ids(dense_hits, lexical_hits)
-        return ids, feature_matrix(ids, dense_hits, lexical_hits, signals, exact)
+        return ids, feature_matrix(text, ids, dense_hits, lexical_hits, signals, exact)
 
     def _sorted(self, hits: list[tuple[int, float]], sort: str, ranker: str) -> list[tuple[int, float]]:
         if sort == "relevance" or not hits:
@@ -181,11 +194,17 @@ class Searcher:
         start = (request.page - 1) * request.page_size
         page = [
             Hit(card=self.cards[pid], position=start + offset + 1, score=score)
-            for offset, (pid, score) in enumerate(ordered[start:start + request.page_size])
+            for offset, (pid, score) in enumerate(ordered[start : start + request.page_size])
         ]
         total = max(result.total, len(ordered)) if request.sort == "relevance" else len(ordered)
-        return SearchResponse(hits=page, total=total, candidates=len(ordered), fuzzy=result.fuzzy,
-                              ranker=ranker, brand_counts=result.brand_counts)
+        return SearchResponse(
+            hits=page,
+            total=total,
+            candidates=len(ordered),
+            fuzzy=result.fuzzy,
+            ranker=ranker,
+            brand_counts=result.brand_counts,
+        )
 
 
 def passes(card: ProductCard, filters: Filters) -> bool:
@@ -208,5 +227,10 @@ def embed_cards(bundle: ServingBundle, cards: list[ProductCard]) -> None:
 
 def card_text(card: ProductCard) -> str:
     """The text a product is embedded from (the same builder the worker's batch embedding uses)."""
-    return product_text(title=card.title, brand=card.brand, category=card.category,
-                        bullet_points=card.bullet_points, description=card.description)
+    return product_text(
+        title=card.title,
+        brand=card.brand,
+        category=card.category,
+        bullet_points=card.bullet_points,
+        description=card.description,
+    )

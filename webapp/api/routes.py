@@ -19,23 +19,32 @@ def search():
     """Search the catalog; the response carries a search_id for feedback events."""
     search_request = parse_search_args(request.args, current_app.config["SEARCH_PAGE_SIZE"])
     query, response = search_and_log(search_request, current_visitor_id(), source="api")
-    return jsonify({
-        "search_id": query.id,
-        "query": search_request.text,
-        "page": search_request.page,
-        "page_size": search_request.page_size,
-        "total": response.total,
-        "fuzzy": response.fuzzy,
-        "ranker": response.ranker,
-        "facets": {"brand": response.brand_counts},
-        "results": [
-            {"position": hit.position, "product_id": hit.card.external_id, "title": hit.card.title,
-             "brand": hit.card.brand, "price": hit.card.price, "rating": hit.card.rating,
-             "rating_count": hit.card.rating_count, "image_url": hit.card.image_url,
-             "score": round(hit.score, 4)}
-            for hit in response.hits
-        ],
-    })
+    return jsonify(
+        {
+            "search_id": query.id,
+            "query": search_request.text,
+            "page": search_request.page,
+            "page_size": search_request.page_size,
+            "total": response.total,
+            "fuzzy": response.fuzzy,
+            "ranker": response.ranker,
+            "facets": {"brand": response.brand_counts},
+            "results": [
+                {
+                    "position": hit.position,
+                    "product_id": hit.card.external_id,
+                    "title": hit.card.title,
+                    "brand": hit.card.brand,
+                    "price": hit.card.price,
+                    "rating": hit.card.rating,
+                    "rating_count": hit.card.rating_count,
+                    "image_url": hit.card.image_url,
+                    "score": round(hit.score, 4),
+                }
+                for hit in response.hits
+            ],
+        }
+    )
 
 
 @bp.post("/events")

@@ -6,6 +6,16 @@ from webapp.models.catalog import PRODUCT_FIELDS, Product
 from webapp.models.ml import JOB_STATUSES, MODEL_STATUSES, Job, ModelVersion
 
 __all__ = [
-    "EVENT_TYPES", "JOB_STATUSES", "MODEL_STATUSES", "PRODUCT_FIELDS",
-    "Event", "Impression", "Job", "ModelVersion", "Product", "SearchQuery", "Visitor", "utcnow",
+    "EVENT_TYPES",
+    "JOB_STATUSES",
+    "MODEL_STATUSES",
+    "PRODUCT_FIELDS",
+    "Event",
+    "Impression",
+    "Job",
+    "ModelVersion",
+    "Product",
+    "SearchQuery",
+    "Visitor",
+    "utcnow",
 ]

@@ -10,8 +10,16 @@ from webapp.models.base import utcnow
 
 # Fields an import may set; the importer and the index both read this one list.
 PRODUCT_FIELDS = (
-    "title", "brand", "description", "bullet_points", "category_path",
-    "color", "price", "rating", "rating_count", "image_url",
+    "title",
+    "brand",
+    "description",
+    "bullet_points",
+    "category_path",
+    "color",
+    "price",
+    "rating",
+    "rating_count",
+    "image_url",
 )
 
 

@@ -29,12 +29,17 @@ class ImportReport:
         return self.created + self.updated + self.unchanged
 
     def summary(self) -> str:
-        return (f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
-                f"{len(self.errors)} rejected")
+        return (
+            f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, {len(self.errors)} rejected"
+        )
 
     def as_dict(self) -> dict:
-        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
-                "errors": [{"line": line, "error": error} for line, error in self.errors]}
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "errors": [{"line": line, "error": error} for line, error in self.errors],
+        }
 
 
 def _apply(product: Product, record: ProductRecord) -> bool:
@@ -50,8 +55,7 @@ def _apply(product: Product, record: ProductRecord) -> bool:
 def _upsert_chunk(records: list[ProductRecord], report: ImportReport) -> None:
     # A later line wins when the same id appears twice in one file, as in a bulk load.
     latest = {r.external_id: r for r in records}
-    existing = {p.external_id: p for p in db.session.scalars(
-        select(Product).where(Product.external_id.in_(latest)))}
+    existing = {p.external_id: p for p in db.session.scalars(select(Product).where(Product.external_id.in_(latest)))}
     now = utcnow()
     for external_id, record in latest.items():
         product = existing.get(external_id)
@@ -77,7 +81,7 @@ def import_catalog(path: str | Path, progress: Progress | None = None) -> Import
     good = [p.record for p in parsed if p.record is not None]
     try:
         for start in range(0, len(good), CHUNK):
-            _upsert_chunk(good[start:start + CHUNK], report)
+            _upsert_chunk(good[start : start + CHUNK], report)
             db.session.commit()
             if progress:
                 progress(min(start + CHUNK, len(good)), len(good))

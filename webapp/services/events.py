@@ -44,7 +44,8 @@ def parse_event(raw: object) -> EventInput:
     if not isinstance(product, str) or not 0 < len(product) <= 64:
         raise ValueError("product_id must be a product's external id")
     return EventInput(
-        type=raw["type"], product_external_id=product,
+        type=raw["type"],
+        product_external_id=product,
         search_id=_int_or_none(raw.get("search_id"), "search_id", 1, 2**62),
         position=_int_or_none(raw.get("position"), "position", 1, 10_000),
         quantity=_int_or_none(raw.get("quantity", 1), "quantity", 1, MAX_QUANTITY) or 1,
@@ -54,11 +55,13 @@ def parse_event(raw: object) -> EventInput:
 def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Product], list[dict]]:
     """Look up referenced products and searches; return the products and any reference errors."""
     ids = {e.product_external_id for e in inputs}
-    products = {p.external_id: p for p in db.session.scalars(
-        select(Product).where(Product.external_id.in_(ids)))}
+    products = {p.external_id: p for p in db.session.scalars(select(Product).where(Product.external_id.in_(ids)))}
     search_ids = {e.search_id for e in inputs if e.search_id is not None}
-    searches = {s.id: s for s in db.session.scalars(
-        select(SearchQuery).where(SearchQuery.id.in_(search_ids)))} if search_ids else {}
+    searches = (
+        {s.id: s for s in db.session.scalars(select(SearchQuery).where(SearchQuery.id.in_(search_ids)))}
+        if search_ids
+        else {}
+    )
     shown: set[tuple] = set()
     if search_ids:
         impressions = db.session.scalars(select(Impression).where(Impression.search_id.in_(search_ids))).all()
@@ -102,9 +105,15 @@ def record_events(raw_events: object, visitor_id: str, max_batch: int) -> list[E
     try:
         ensure_visitor_row(visitor_id)
         events = [
-            Event(type=e.type, visitor_id=visitor_id, product_id=products[e.product_external_id].id,
-                  search_id=e.search_id, position=e.position if e.search_id else None, quantity=e.quantity,
-                  value=(products[e.product_external_id].price or 0) * e.quantity if e.type == "purchase" else None)
+            Event(
+                type=e.type,
+                visitor_id=visitor_id,
+                product_id=products[e.product_external_id].id,
+                search_id=e.search_id,
+                position=e.position if e.search_id else None,
+                quantity=e.quantity,
+                value=(products[e.product_external_id].price or 0) * e.quantity if e.type == "purchase" else None,
+            )
             for e in inputs
         ]
         db.session.add_all(events)

@@ -16,12 +16,14 @@ from webapp.visitors import ensure_visitor_row
 
 
 def _filters_json(request: SearchRequest) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(request.filters).items()
-            if v not in (None, ())}
+    return {
+        k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(request.filters).items() if v not in (None, ())
+    }
 
 
-def search_and_log(request: SearchRequest, visitor_id: str | None, source: str = "storefront"
-                   ) -> tuple[SearchQuery, SearchResponse]:
+def search_and_log(
+    request: SearchRequest, visitor_id: str | None, source: str = "storefront"
+) -> tuple[SearchQuery, SearchResponse]:
     """Answer a search and record it with one impression per shown product, in one transaction."""
     started = time.perf_counter()
     response = get_searcher().search(request)
@@ -30,15 +32,20 @@ def search_and_log(request: SearchRequest, visitor_id: str | None, source: str =
         if visitor_id:
             ensure_visitor_row(visitor_id)
         query = SearchQuery(
-            visitor_id=visitor_id, text=request.text, normalized=normalize_query(request.text),
-            filters=_filters_json(request), sort=request.sort, page=request.page,
-            result_count=response.total, latency_ms=round(latency_ms, 3), source=source,
+            visitor_id=visitor_id,
+            text=request.text,
+            normalized=normalize_query(request.text),
+            filters=_filters_json(request),
+            sort=request.sort,
+            page=request.page,
+            result_count=response.total,
+            latency_ms=round(latency_ms, 3),
+            source=source,
         )
         db.session.add(query)
         db.session.flush()
         db.session.add_all(
-            Impression(search_id=query.id, product_id=hit.card.id, position=hit.position,
-                       ranker=response.ranker)
+            Impression(search_id=query.id, product_id=hit.card.id, position=hit.position, ranker=response.ranker)
             for hit in response.hits
         )
         db.session.commit()

@@ -41,10 +41,17 @@ class _SearcherState:
 def product_card(product: Product) -> ProductCard:
     """The Searcher's view of a product row."""
     return ProductCard(
-        id=product.id, external_id=product.external_id, title=product.title, brand=product.brand or "",
-        price=product.price, rating=product.rating, rating_count=product.rating_count or 0,
-        image_url=product.image_url or "", category=product.category_path or "",
-        bullet_points=product.bullet_points or "", description=product.description or "",
+        id=product.id,
+        external_id=product.external_id,
+        title=product.title,
+        brand=product.brand or "",
+        price=product.price,
+        rating=product.rating,
+        rating_count=product.rating_count or 0,
+        image_url=product.image_url or "",
+        category=product.category_path or "",
+        bullet_points=product.bullet_points or "",
+        description=product.description or "",
     )
 
 
@@ -58,7 +65,6 @@ def searcher_state() -> _SearcherState:
                 state = _SearcherState(Searcher(candidates=app.config["SEARCH_CANDIDATES"]))
                 app.extensions["kairos.searcher"] = state
     return state
-
 
 
 def sync_searcher(force: bool = False) -> int:
@@ -76,7 +82,8 @@ def sync_searcher(force: bool = False) -> int:
         else:
             rows = _changed_rows(state, state.watermark - _LOOKBACK)
         changed = state.searcher.apply_changes(
-            [product_card(p) for p in rows if p.is_active], [p.id for p in rows if not p.is_active])
+            [product_card(p) for p in rows if p.is_active], [p.id for p in rows if not p.is_active]
+        )
         state.stamps.update((p.id, p.updated_at) for p in rows)
         state.watermark = started
         state.last_sync = time.monotonic()
@@ -93,7 +100,7 @@ def _changed_rows(state: _SearcherState, since: datetime) -> list[Product]:
     fresh = [row.id for row in recent if state.stamps.get(row.id) != row.updated_at]
     rows: list[Product] = []
     for start in range(0, len(fresh), 500):
-        rows.extend(db.session.scalars(select(Product).where(Product.id.in_(fresh[start:start + 500]))))
+        rows.extend(db.session.scalars(select(Product).where(Product.id.in_(fresh[start : start + 500]))))
     return rows
 
 

@@ -19,8 +19,9 @@ from webapp.services.search_index import searcher_state, sync_searcher
 
 def _active_row() -> tuple[int, str, str] | None:
     row = db.session.execute(
-        select(ModelVersion.id, ModelVersion.artifact_path, ModelVersion.retrieval_mode)
-        .where(ModelVersion.status == "active")
+        select(ModelVersion.id, ModelVersion.artifact_path, ModelVersion.retrieval_mode).where(
+            ModelVersion.status == "active"
+        )
     ).first()
     return (row.id, row.artifact_path, row.retrieval_mode) if row else None
 
@@ -28,8 +29,7 @@ def _active_row() -> tuple[int, str, str] | None:
 def _load_and_attach(state, version: tuple[int, str, str], variant: str, threads: int, cache: int) -> None:
     version_id, path, mode = version
     try:
-        bundle = load_bundle(path, version_id, variant=variant, threads=threads, cache_size=cache,
-                             retrieval_mode=mode)
+        bundle = load_bundle(path, version_id, variant=variant, threads=threads, cache_size=cache, retrieval_mode=mode)
         state.searcher.attach(bundle)
         state.version_id = version_id
     except BundleError as exc:
@@ -73,5 +73,9 @@ def warm_up() -> None:
 def serving_status() -> dict:
     """What this worker serves and why not something else (for the admin and health checks)."""
     state = searcher_state()
-    return {"version_id": state.version_id, "mode": state.searcher.mode, "loading": state.loading_version,
-            "failed": dict(state.failed_versions)}
+    return {
+        "version_id": state.version_id,
+        "mode": state.searcher.mode,
+        "loading": state.loading_version,
+        "failed": dict(state.failed_versions),
+    }

@@ -32,10 +32,17 @@ def cart_items() -> list[dict]:
     lines = session.get("cart", [])
     if not lines:
         return []
-    products = {p.external_id: p for p in db.session.scalars(
-        select(Product).where(Product.external_id.in_([line["pid"] for line in lines]), Product.is_active))}
-    return [{"product": products[line["pid"]], "ref": {k: v for k, v in line.items() if k != "pid"}}
-            for line in lines if line["pid"] in products]
+    products = {
+        p.external_id: p
+        for p in db.session.scalars(
+            select(Product).where(Product.external_id.in_([line["pid"] for line in lines]), Product.is_active)
+        )
+    }
+    return [
+        {"product": products[line["pid"]], "ref": {k: v for k, v in line.items() if k != "pid"}}
+        for line in lines
+        if line["pid"] in products
+    ]
 
 
 def clear_cart() -> None:

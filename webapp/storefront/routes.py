@@ -23,8 +23,11 @@ from webapp.visitors import current_visitor_id
 @bp.get("/")
 def home():
     """Search box and the most trusted products."""
-    return redirect(url_for("storefront.search")) if request.args.get("q") else render_template(
-        "storefront/home.html", popular=popular_queries(), products=_popular_products())
+    return (
+        redirect(url_for("storefront.search"))
+        if request.args.get("q")
+        else render_template("storefront/home.html", popular=popular_queries(), products=_popular_products())
+    )
 
 
 def _popular_products(limit: int = 12):
@@ -38,16 +41,28 @@ def search():
     try:
         search_request = parse_search_args(request.args, current_app.config["SEARCH_PAGE_SIZE"])
     except InputError as exc:
-        return render_template("storefront/search.html", error=str(exc), q=request.args.get("q", "")[:200],
-                               response=None, search_request=None), 400
+        return render_template(
+            "storefront/search.html",
+            error=str(exc),
+            q=request.args.get("q", "")[:200],
+            response=None,
+            search_request=None,
+        ), 400
     query, response = search_and_log(search_request, current_visitor_id())
     suggestions = popular_queries() if not response.hits else []
     if not response.hits and not suggestions:
         suggestions = list(get_searcher().search(SearchRequest(page_size=1)).brand_counts)[:8]
     pages = max(1, -(-min(response.candidates, response.total) // search_request.page_size))
-    return render_template("storefront/search.html", search_request=search_request, response=response,
-                           search_id=query.id, q=search_request.text, suggestions=suggestions,
-                           pages=min(pages, 50), error=None)
+    return render_template(
+        "storefront/search.html",
+        search_request=search_request,
+        response=response,
+        search_id=query.id,
+        q=search_request.text,
+        suggestions=suggestions,
+        pages=min(pages, 50),
+        error=None,
+    )
 
 
 @bp.get("/product/<external_id>")
@@ -107,7 +122,8 @@ def buy():
         return redirect(url_for("storefront.cart"))
     if not external_id:
         clear_cart()
-    products = db.session.scalars(select(Product).where(
-        Product.external_id.in_([line["product_id"] for line in lines]))).all()
+    products = db.session.scalars(
+        select(Product).where(Product.external_id.in_([line["product_id"] for line in lines]))
+    ).all()
     session.modified = True
     return render_template("storefront/thanks.html", products=products)

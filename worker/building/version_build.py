@@ -25,7 +25,14 @@ from engine.modeling.export import export_query_encoder
 from engine.modeling.heads import MultiTaskModel
 from engine.modeling.inference import embed_texts
 from engine.modeling.io import load_model_version, save_model_version
-from engine.serving.bundle import PRODUCT_MAX_LENGTH, RANKER, ServingBundle, write_manifest
+from engine.serving.bundle import (
+    PRODUCT_MAX_LENGTH,
+    RANKER,
+    BundleError,
+    ServingBundle,
+    load_bundle,
+    write_manifest,
+)
 from engine.serving.query_encoder import OnnxQueryEncoder
 from engine.serving.searcher import Searcher, card_text
 from engine.serving.vectors import VectorIndex
@@ -66,8 +73,9 @@ def _select(tmp: Path, version_id: int, searcher: Searcher, vectors: VectorIndex
         return {"note": "no labelled queries: fp32 encoder, RRF fusion"}, "fp32", False
 
     def attach(variant: str, ranker=None) -> None:
-        searcher.bundle = ServingBundle(version_id, "hybrid", tmp, OnnxQueryEncoder(tmp, variant=variant),
-                                        vectors, ranker)
+        searcher.bundle = ServingBundle(
+            version_id, "hybrid", tmp, OnnxQueryEncoder(tmp, variant=variant), vectors, ranker
+        )
 
     variant, metrics = choose_variant(searcher, train, attach)
     attach(variant)
@@ -116,8 +124,14 @@ def build_version(version_id: int, progress: Progress, settings: BuildSettings |
     def write_artifacts(tmp: Path) -> None:
         export_query_encoder(model.encoder, tokenizer, tmp, max_length=settings.query_max_length)
         progress(150, 1000)
-        matrix = embed_texts(model, tokenizer, [card_text(c) for c in cards], batch_size=settings.batch_size,
-                             max_length=settings.product_max_length, progress=_phase(progress, 0.15, 0.85))
+        matrix = embed_texts(
+            model,
+            tokenizer,
+            [card_text(c) for c in cards],
+            batch_size=settings.batch_size,
+            max_length=settings.product_max_length,
+            progress=_phase(progress, 0.15, 0.85),
+        )
         vectors = VectorIndex(matrix.shape[1])
         vectors.build([c.id for c in cards], matrix)
         vectors.save(tmp)
@@ -126,10 +140,19 @@ def build_version(version_id: int, progress: Progress, settings: BuildSettings |
         chosen, variant, _ = _select(tmp, version_id, searcher, vectors)
         metrics.update(chosen, products=len(cards))
         progress(980, 1000)
-        write_manifest(tmp, version.retrieval_mode, {"serve_variant": variant, "products": len(cards),
-                                                     "built_at": utcnow().isoformat()})
+        write_manifest(
+            tmp,
+            version.retrieval_mode,
+            {"serve_variant": variant, "products": len(cards), "built_at": utcnow().isoformat()},
+        )
 
     save_model_version(model, tokenizer, config, target, metrics=metrics, extra=write_artifacts)
+    try:
+        load_bundle(target, version_id)  # serve-ability is checked here once, not discovered by shoppers
+    except BundleError as exc:
+        version.status, version.metrics = "failed", {**metrics, "error": str(exc)}
+        db.session.commit()
+        raise
     version.status, version.metrics = "ready", metrics
     if active_version() is None:  # the first version serves at once; later ones wait for an admin or A/B
         version.status, version.activated_at = "active", utcnow()
