@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 
@@ -39,7 +40,7 @@ TARGETS = {"p50": 15.0, "p99": 50.0, "cached_p50": 3.0, "concurrency": 4}  # fro
 
 def active_version(instance: Path) -> tuple[int, Path] | None:
     """(id, artifact directory) of the instance's active model version, read without writing."""
-    with sqlite3.connect(f"file:{instance / 'kairos.db'}?mode=ro", uri=True) as conn:
+    with closing(sqlite3.connect(f"file:{instance / 'kairos.db'}?mode=ro", uri=True)) as conn:
         row = conn.execute("SELECT id, artifact_path FROM model_versions WHERE status = 'active'").fetchone()
     return (int(row[0]), Path(row[1])) if row else None
 
@@ -48,8 +49,8 @@ def copy_instance(source: Path, target: Path, version: tuple[int, Path] | None, 
     """A private copy of the instance's database; the version retired (lexical) or active on copied artifacts."""
     target.mkdir(parents=True)
     # The backup API reads a consistent snapshot even while the source has a live WAL.
-    with sqlite3.connect(f"file:{source / 'kairos.db'}?mode=ro", uri=True) as src:
-        dst = sqlite3.connect(target / "kairos.db")
+    dst = sqlite3.connect(target / "kairos.db")
+    with closing(sqlite3.connect(f"file:{source / 'kairos.db'}?mode=ro", uri=True)) as src:
         src.backup(dst)
     with dst:
         if version is not None and serve_it:
@@ -161,6 +162,8 @@ def main() -> int:
     texts = [q.text for q in read_esci_queries(DEMO_JUDGMENTS)]
     candidates = int(os.environ.get("KAIROS_SEARCH_CANDIDATES", "300"))
 
+    if args.instance and not (args.instance / "kairos.db").is_file():
+        parser.error(f"{args.instance} holds no kairos.db (a SQLite instance directory is expected)")
     version = active_version(args.instance) if args.instance else None
     if version is None:
         where = f"{args.instance} has no active model version" if args.instance else "no --instance given"

@@ -64,8 +64,9 @@ def build_version_dir(
     model = tiny_model()
     directory = Path(path)
     copy_export(directory)
-    matrix = embed_texts(model.encoder, model.tokenizer, [card_text(c) for c in cards],
-                         max_length=PRODUCT_MAX_LENGTH, device="cpu")
+    matrix = embed_texts(
+        model.encoder, model.tokenizer, [card_text(c) for c in cards], max_length=PRODUCT_MAX_LENGTH, device="cpu"
+    )
     vectors = VectorIndex(model.encoder.dim)
     vectors.build([c.id for c in cards], matrix)
     vectors.save(directory)
@@ -76,8 +77,21 @@ def build_version_dir(
     return directory
 
 
-def card(product_id: int, title: str, brand: str = "Acme", price: float | None = 10.0,
-         rating: float | None = 4.0, rating_count: int = 10) -> ProductCard:
+def card(
+    product_id: int,
+    title: str,
+    brand: str = "Acme",
+    price: float | None = 10.0,
+    rating: float | None = 4.0,
+    rating_count: int = 10,
+) -> ProductCard:
     """A product card with only the fields the serving tests vary."""
-    return ProductCard(id=product_id, external_id=f"E{product_id}", title=title, brand=brand, price=price,
-                       rating=rating, rating_count=rating_count)
+    return ProductCard(
+        id=product_id,
+        external_id=f"E{product_id}",
+        title=title,
+        brand=brand,
+        price=price,
+        rating=rating,
+        rating_count=rating_count,
+    )

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from engine.serving.vectors import EMBEDDINGS_FILE
+from tests.unit.serving_fixtures import build_version_dir, card
 from webapp.extensions import db
 from webapp.models import Job, ModelVersion
 from webapp.services.model_versions import activate_version, create_version
-from tests.unit.serving_fixtures import build_version_dir, card
 
 
 @pytest.fixture
@@ -49,7 +49,11 @@ def test_bootstrap_creates_a_building_version_and_enqueues_its_build(app, runner
     assert (version.status, version.retrieval_mode) == ("building", "rrf")
     assert Path(version.artifact_path).name == f"v{version.id}"
     assert (job.kind, job.status, job.params, job.celery_task_id) == (
-        "build_version", "queued", {"version_id": version.id}, "task-1")
+        "build_version",
+        "queued",
+        {"version_id": version.id},
+        "task-1",
+    )
     assert sent == [("inference.build_version", [job.id])]
     assert f"version {version.id} building as job {job.id}" in result.output
 

@@ -27,7 +27,9 @@ def test_rank_by_orders_by_score_then_id():
     assert [pid for pid, _ in fused] == [1, 3, 2]  # 1 is ranked 1st and 2nd, 3 is 3rd and 1st
 
 
-def separable_groups(rng: np.random.Generator, queries: int = 30, size: int = 12) -> list[tuple[np.ndarray, np.ndarray]]:
+def separable_groups(
+    rng: np.random.Generator, queries: int = 30, size: int = 12
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Gains that 'dense' separates with a margin (Exact > 0.7 > Substitute > 0.35 > Irrelevant); other columns noise."""
     bands = {1.0: (0.7, 1.0), 0.1: (0.35, 0.6), 0.0: (0.0, 0.25)}
     groups = []

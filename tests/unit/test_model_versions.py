@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from engine.modeling.export import FP32_FILE
+from tests.unit.serving_fixtures import build_version_dir, card
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import ModelVersion
 from webapp.services.model_versions import activate_version, active_version, create_version, rollback_version
-from tests.unit.serving_fixtures import build_version_dir, card
 
 CARDS = [card(1, "red running shoes"), card(2, "blue rain jacket")]
 

@@ -8,7 +8,7 @@ import pytest
 from engine.serving.bundle import load_bundle
 from engine.serving.lexical import Filters
 from engine.serving.ranker import FEATURES, LinearRanker
-from engine.serving.searcher import SearchRequest, Searcher, card_text, passes
+from engine.serving.searcher import Searcher, SearchRequest, card_text, passes
 from tests.unit.serving_fixtures import build_version_dir, card
 
 CARDS = [
@@ -94,8 +94,13 @@ def test_ranker_orders_hybrid_candidates(searcher, ranked):
 
 @pytest.mark.parametrize(
     "filters",
-    [Filters(brands=("Acme",)), Filters(price_min=10.0), Filters(price_max=20.0), Filters(rating_min=4.5),
-     Filters(brands=("Hydro",), price_max=30.0)],
+    [
+        Filters(brands=("Acme",)),
+        Filters(price_min=10.0),
+        Filters(price_max=20.0),
+        Filters(rating_min=4.5),
+        Filters(brands=("Hydro",), price_max=30.0),
+    ],
 )
 def test_filters_apply_to_dense_candidates(searcher, filters):
     expected = {c.id for c in CARDS if passes(c, filters)}

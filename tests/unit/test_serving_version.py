@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from engine.modeling.export import FP32_FILE
+from tests.unit.serving_fixtures import build_version_dir
 from webapp.extensions import db
 from webapp.models import ModelVersion
 from webapp.services.model_versions import activate_version, create_version
 from webapp.services.search_index import product_card, searcher_state, sync_searcher
 from webapp.services.serving_version import follow_active_version, serving_status, warm_up
-from tests.unit.serving_fixtures import build_version_dir
 
 TITLES = ["red running shoes", "blue rain jacket", "green garden gloves", "steel water bottle", "wool socks"]
 

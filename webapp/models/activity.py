@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -35,6 +35,9 @@ class SearchQuery(db.Model):
     result_count: Mapped[int] = mapped_column(Integer, default=0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     source: Mapped[str] = mapped_column(String(20), default="storefront")
+    fuzzy: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # answered with near spellings
+    # The A/B variant that served this search, if the visitor was in a running experiment.
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("experiment_variants.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 

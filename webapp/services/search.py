@@ -41,6 +41,7 @@ def search_and_log(
             result_count=response.total,
             latency_ms=round(latency_ms, 3),
             source=source,
+            fuzzy=response.fuzzy,
         )
         db.session.add(query)
         db.session.flush()

@@ -15,7 +15,12 @@ def popular_queries(limit: int = 8, days: int = 30) -> list[str]:
     since = utcnow() - timedelta(days=days)
     stmt = (
         select(SearchQuery.normalized, func.count().label("n"))
-        .where(SearchQuery.created_at >= since, SearchQuery.result_count > 0, SearchQuery.normalized != "")
+        .where(
+            SearchQuery.created_at >= since,
+            SearchQuery.result_count > 0,
+            SearchQuery.normalized != "",
+            SearchQuery.fuzzy.is_(False),  # never suggest a misspelling back to shoppers
+        )
         .group_by(SearchQuery.normalized)
         .order_by(func.count().desc(), SearchQuery.normalized)
         .limit(limit)
