@@ -18,7 +18,7 @@ test: install ## Run the whole suite on SQLite, then on PostgreSQL (starts servi
 	./scripts/test.sh $(ARGS)
 
 test-unit: ## Unit tests only (no services needed)
-	$(PY) -m pytest -m "not integration and not browser"
+	$(PY) -m pytest -m "not integration and not browser and not slow"
 
 lint: ## ruff check and format check
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

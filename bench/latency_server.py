@@ -43,10 +43,10 @@ def server_env(instance: Path) -> dict[str, str]:
     return env
 
 
-def prepare(env: dict[str, str]) -> None:
-    """Migrate an empty database and import the demo catalog, as a release would."""
+def prepare(env: dict[str, str], import_catalog: bool = True) -> None:
+    """Migrate the instance's database to head and (by default) import the demo catalog, as a release would."""
     Path(env["KAIROS_INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
-    for args in (["db", "upgrade"], ["catalog", "import"]):
+    for args in (["db", "upgrade"], ["catalog", "import"])[: 2 if import_catalog else 1]:
         done = subprocess.run(
             [sys.executable, "-m", "flask", "--app", "webapp", *args], cwd=ROOT, env=env, capture_output=True, text=True
         )

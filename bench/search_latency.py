@@ -46,13 +46,19 @@ def active_version(instance: Path) -> tuple[int, Path] | None:
 
 
 def copy_instance(source: Path, target: Path, version: tuple[int, Path] | None, serve_it: bool) -> None:
-    """A private copy of the instance's database; the version retired (lexical) or active on copied artifacts."""
+    """A private copy of the instance's catalog and versions; the version retired (lexical) or active on copied artifacts."""
     target.mkdir(parents=True)
     # The backup API reads a consistent snapshot even while the source has a live WAL.
     dst = sqlite3.connect(target / "kairos.db")
     with closing(sqlite3.connect(f"file:{source / 'kairos.db'}?mode=ro", uri=True)) as src:
         src.backup(dst)
     with dst:
+        # The copy starts with an empty feedback log: the bench logs its own searches, and on SQLite a
+        # migration that rebuilds search_queries fails while impressions and events still point at it.
+        tables = {row[0] for row in dst.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table in ("events", "impressions", "search_queries"):
+            if table in tables:
+                dst.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
         if version is not None and serve_it:
             version_id, artifacts = version
             copied = target / "models" / f"v{version_id}"
@@ -120,7 +126,12 @@ def check_ranker(server: Server, want: str) -> None:
     """Fail unless every answer comes from the retrieval path this server is meant to measure."""
     seen = set()
     for text in ("usb c charger", "dog bed", "running shoes", "kindle", "coffee maker", "phone case"):
-        seen.add(requests.get(f"{server.base}/api/search", params={"q": text}, timeout=30).json()["ranker"])
+        answer = requests.get(f"{server.base}/api/search", params={"q": text}, timeout=30)
+        if answer.status_code != 200:
+            raise SystemExit(
+                f"{server.name} server answers {answer.status_code} {answer.text[:300]}:\n{server.log_text()}"
+            )
+        seen.add(answer.json()["ranker"])
     if {r.split(":")[0] for r in seen} - ({"lexical"} if want == "lexical" else {"rrf", "ranker"}):
         raise SystemExit(f"{server.name} server answers with {sorted(seen)}, not {want}:\n{server.log_text()}")
 
@@ -176,12 +187,14 @@ def main() -> int:
             modes = {"lexical": work / "lexical"}
             if args.instance:
                 copy_instance(args.instance, modes["lexical"], None, serve_it=False)
+                prepare(server_env(modes["lexical"]), import_catalog=False)
             else:
                 prepare(server_env(modes["lexical"]))
         else:
             modes = {"lexical": work / "lexical", "hybrid": work / "hybrid"}
             for mode, directory in modes.items():
                 copy_instance(args.instance, directory, version, serve_it=mode == "hybrid")
+                prepare(server_env(directory), import_catalog=False)  # the copy may predate the newest migration
             floor, what = in_process_floor(work / "hybrid" / "models" / f"v{version[0]}", version[0], texts, candidates)
             floor.update(in_process_searcher(work / "hybrid", texts))
         servers = [start_server(mode, server_env(directory)) for mode, directory in modes.items()]

@@ -62,3 +62,22 @@ def make_product(app):
         return product
 
     return make
+
+
+@pytest.fixture
+def login(client, monkeypatch):
+    """Sign the test client in as a new account (role "admin" or "analyst"); returns the AdminUser.
+
+    Test accounts hash with a cheap pbkdf2 (scrypt costs a quarter second per hash and check)."""
+    from webapp.services import admin_users
+    from webapp.services.admin_users import create_admin
+
+    monkeypatch.setattr(admin_users, "HASH_METHOD", "pbkdf2:sha256:1000")
+
+    def log_in(role: str = "admin", email: str | None = None, password: str = "correct horse battery staple"):
+        user = create_admin(email or f"{role}@example.com", password, role)
+        response = client.post("/admin/login", data={"email": user.email, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return user
+
+    return log_in

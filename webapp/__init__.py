@@ -12,11 +12,11 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     app.config.from_mapping(load_config(config))
 
-    from webapp import cli, errors, models, visitors  # noqa: F401  (models register their tables)
+    from webapp import auth, cli, errors, models, visitors  # noqa: F401  (models register their tables)
     from webapp.admin import bp as admin_bp
     from webapp.api import bp as api_bp
     from webapp.celery_wiring import celery_init_app
-    from webapp.extensions import csrf, db, migrate, tune_sqlite
+    from webapp.extensions import csrf, db, limiter, login_manager, migrate, tune_sqlite
     from webapp.storefront import bp as storefront_bp
 
     db.init_app(app)
@@ -25,6 +25,8 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     csrf.exempt(api_bp)  # JSON clients and beacons authenticate by visitor cookie, not forms
+    login_manager.init_app(app)  # admin accounts (webapp.auth: identity, guard, roles)
+    limiter.init_app(app)  # only the admin login is limited
     celery_init_app(app)
     app.register_blueprint(storefront_bp)
     app.register_blueprint(api_bp, url_prefix="/api")

@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from engine.catalog.readers import CatalogFileError
+from webapp.cli_admin import admin_cli
 from webapp.cli_eval import eval_command
 from webapp.cli_model import model_cli
 from webapp.services.catalog_import import import_catalog
@@ -47,3 +48,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(catalog_cli)
     app.cli.add_command(eval_command)
     app.cli.add_command(model_cli)
+    app.cli.add_command(admin_cli)

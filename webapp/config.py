@@ -52,6 +52,11 @@ def load_config(overrides: dict | None = None) -> dict:
             "KAIROS_RANKER_QRELS", str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_judgments.json")
         ),
         "QUERY_CACHE_SIZE": int(env.get("KAIROS_QUERY_CACHE_SIZE", "4096")),
+        # Admin console: uploads above this answer 413; login attempts are counted in this storage
+        # (Redis in production so every web worker shares the count; memory:// is per process).
+        "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_UPLOAD_MB", "50")) * 1024 * 1024,
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
+        "ADMIN_LOGIN_LIMIT": env.get("KAIROS_ADMIN_LOGIN_LIMIT", "5 per minute"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -1,5 +1,8 @@
 """Extensions are created unbound here and bound to an app in the factory."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -23,6 +26,9 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
+login_manager = LoginManager()
+# No default limits: only routes that say so are limited (the admin login); storage from RATELIMIT_STORAGE_URI.
+limiter = Limiter(key_func=get_remote_address)
 
 
 def tune_sqlite(engine: Engine) -> None:

@@ -92,8 +92,12 @@ class Searcher:
         if bundle is not None:
             with self._lock:
                 missing = [c for c in self.cards.values() if c.id not in bundle.vectors]
-            embed_cards(bundle, missing)
-        self.bundle = bundle
+            embed_cards(bundle, missing)  # the slow part, outside the lock: syncs and searches go on
+        with self._lock:
+            # A sync that ran meanwhile embedded its products into the old bundle only: cover them too.
+            if bundle is not None:
+                embed_cards(bundle, [c for c in self.cards.values() if c.id not in bundle.vectors])
+            self.bundle = bundle
 
     def apply_changes(self, cards: list[ProductCard], removed_ids: list[int]) -> int:
         """Add or replace products and drop removed ones; searches see them on return."""

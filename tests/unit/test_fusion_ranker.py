@@ -76,13 +76,17 @@ def test_linear_ranker_load_ignores_unknown_features(tmp_path):
 
 DENSE = [(1, 0.9), (2, 0.5)]
 LEXICAL = [(2, 10.0), (3, 5.0)]
-SIGNALS = {1: CandidateSignals(4.0, 0), 2: CandidateSignals(None, 100), 3: CandidateSignals(5.0, 1_000_000)}
+SIGNALS = {
+    1: CandidateSignals(4.0, 0, "Steel Water Bottle"),
+    2: CandidateSignals(None, 100, "water filter"),
+    3: CandidateSignals(5.0, 1_000_000, "Wool socks"),
+}
 
 
 def test_feature_matrix_columns():
     ids = candidate_ids(DENSE, LEXICAL)
     assert ids == [1, 2, 3]
-    rows = feature_matrix(ids, DENSE, LEXICAL, SIGNALS, dense_scores={3: 0.25})
+    rows = feature_matrix("water bottles", ids, DENSE, LEXICAL, SIGNALS, dense_scores={3: 0.25})
     assert rows.shape == (3, len(FEATURES)) and rows.dtype == np.float32
     assert rows[:, COL["dense"]] == pytest.approx([0.9, 0.5, 0.25])  # 3 from the exact cosines
     assert rows[:, COL["bm25"]] == pytest.approx([0.0, 1.0, 0.5])  # divided by the top BM25 score
@@ -90,17 +94,25 @@ def test_feature_matrix_columns():
     assert rows[:, COL["rating"]] == pytest.approx([0.8, 0.0, 1.0])  # rating / 5, unknown rating 0
     assert rows[:, COL["popularity"]] == pytest.approx([0.0, math.log1p(100) / math.log1p(1_000_000), 1.0])
     assert rows[:, COL["rrf"]] == pytest.approx([60 / 61, 60 / 62 + 60 / 61, 60 / 62])
+    assert rows[:, COL["dense_rr"]] == pytest.approx([10 / 11, 10 / 12, 0.0])
+    assert rows[:, COL["lexical_rr"]] == pytest.approx([0.0, 10 / 11, 10 / 12])
+    # Share of query words in the title, case-insensitive; a plural query word matches a singular title word.
+    assert rows[:, COL["title_match"]] == pytest.approx([1.0, 0.5, 0.0])
     assert not rows[:, [COL["click"], COL["purchase"]]].any()
 
 
 def test_feature_matrix_edge_cases():
-    rows = feature_matrix([7, 8], [], [(7, 0.0)], {})
+    rows = feature_matrix("", [7, 8], [], [(7, 0.0)], {})
     assert rows[:, COL["bm25"]].tolist() == [0.0, 0.0]  # a zero top score must not divide by zero
     assert not rows[:, COL["rating"]].any() and not rows[:, COL["dense"]].any()
+    assert not rows[:, COL["title_match"]].any()  # no query words, no signals
+    assert rows[:, COL["lexical_rr"]] == pytest.approx([10 / 11, 0.0])
 
 
 def test_fuse_uses_rrf_without_a_ranker_and_the_ranker_with_one():
-    assert [pid for pid, _ in fuse(DENSE, LEXICAL, SIGNALS, None)] == [2, 1, 3]
-    by_rating = fuse(DENSE, LEXICAL, SIGNALS, LinearRanker(weights={"rating": 1.0}))
+    assert [pid for pid, _ in fuse("water bottles", DENSE, LEXICAL, SIGNALS, None)] == [2, 1, 3]
+    by_rating = fuse("water bottles", DENSE, LEXICAL, SIGNALS, LinearRanker(weights={"rating": 1.0}))
     assert [pid for pid, _ in by_rating] == [3, 1, 2]
     assert by_rating[0][1] == pytest.approx(1.0)
+    by_title = fuse("water bottles", DENSE, LEXICAL, SIGNALS, LinearRanker(weights={"title_match": 1.0}))
+    assert [pid for pid, _ in by_title] == [1, 2, 3]

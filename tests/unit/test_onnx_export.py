@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -84,6 +85,11 @@ def test_fp32_matches_torch_for_every_length(exported, batch_size):
 def test_int8_runs_and_stays_close(exported):
     encoder, tokenizer, files = exported
     assert files.int8.stat().st_size < files.fp32.stat().st_size
+    ops = [node.op_type for node in onnx.load(str(files.int8)).graph.node]
+    # Every weight MatMul (q, k, v, out, two feed-forward per layer) is int8; only the two
+    # activation-by-activation products of attention stay float.
+    layers = encoder.transformer.config.num_hidden_layers
+    assert ops.count("MatMulInteger") == 6 * layers and ops.count("MatMul") == 2 * layers
     graph = session(files.int8)
     texts = ["", "tv", "usb c cable", "kids waterproof winter boots with warm lining", "organic green tea " * 8]
     for batch_size in (1, 3, 5):

@@ -175,3 +175,31 @@ def test_candidate_features(searcher):
     assert len(few) >= 2 and few_features.shape == (len(few), len(FEATURES))
     with pytest.raises(RuntimeError, match="model version"):
         Searcher().candidate_features("water bottle")
+
+
+class _SyncDuringEmbedding:
+    """The bundle's product encoder, with a catalog sync landing while attach() embeds (as a web
+    worker's request threads do while a new version loads in the background)."""
+
+    def __init__(self, encoder, during) -> None:
+        self.encoder, self.during = encoder, during
+
+    def encode(self, texts):
+        during, self.during = self.during, None
+        if during is not None:
+            during()
+        return self.encoder.encode(texts)
+
+
+def test_product_added_while_attaching_gets_a_vector(built):
+    searcher = Searcher()
+    searcher.apply_changes(CARDS, [])
+    searcher.apply_changes([], [6])  # the version has a vector for 6; the catalog does not: nothing to embed
+    searcher.apply_changes([card(7, "plain white t-shirt")], [])  # missing from the version: embedded by attach
+    bundle = load_bundle(built, 3)
+    late = card(43, "folding camping chair", brand="")
+    bundle._product_encoder = _SyncDuringEmbedding(bundle.product_encoder(), lambda: searcher.apply_changes([late], []))
+    searcher.attach(bundle)
+    assert 43 in searcher.cards and 7 in bundle.vectors
+    assert 43 in bundle.vectors  # else the new version could never find it by meaning
+    assert searcher.retrieve("folding camping chair", mode="dense")[0][0][0] == 43

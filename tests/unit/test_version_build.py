@@ -15,13 +15,15 @@ from sqlalchemy import select
 
 import worker.building.version_build as version_build
 from engine.evaluation.split import load_split
+from engine.modeling.export import FP32_FILE
 from engine.modeling.io import is_complete
-from engine.serving.bundle import MANIFEST, RANKER, load_bundle
+from engine.serving.bundle import MANIFEST, RANKER, BundleError, load_bundle
 from engine.serving.vectors import VectorIndex
 from tests.unit.serving_fixtures import copy_export
 from webapp.extensions import db
 from webapp.models import Job, ModelVersion
 from webapp.services.model_versions import create_version
+from worker.tasks.inference import build_version as build_task
 
 CATALOG = {
     "S1": "UGG women's fluffette slippers",
@@ -197,22 +199,18 @@ def start_build_job(version_id: int) -> Job:
 
 
 def test_task_runs_the_build_as_a_job(app, catalog, cached_export, no_qrels):
-    from worker.tasks.inference import build_version as task
-
     version = create_version("via celery task body")
     job = start_build_job(version.id)
-    result = task(job.id)  # the task body, in-process (no broker, no eager mode)
+    result = build_task(job.id)  # the task body, in-process (no broker, no eager mode)
     db.session.expire_all()
     job = db.session.get(Job, job.id)
     assert (job.status, job.progress, job.error) == ("succeeded", 1.0, "")
     assert job.result == result and result["version_id"] == version.id
     assert reload(version.id).status == "active"
-    assert task(job.id) is None  # a redelivery of finished work does nothing
+    assert build_task(job.id) is None  # a redelivery of finished work does nothing
 
 
 def test_a_crash_leaves_nothing_behind(app, catalog, cached_export, no_qrels, monkeypatch):
-    from worker.tasks.inference import build_version as task
-
     def crash(*args, **kwargs):
         raise RuntimeError("CUDA out of memory")
 
@@ -226,10 +224,24 @@ def test_a_crash_leaves_nothing_behind(app, catalog, cached_export, no_qrels, mo
 
     job = start_build_job(version.id)
     with pytest.raises(RuntimeError, match="out of memory"):
-        task(job.id)
+        build_task(job.id)
     db.session.expire_all()
     job = db.session.get(Job, job.id)
     assert job.status == "failed" and job.error == "RuntimeError: CUDA out of memory"
     assert job.finished_at is not None and job.progress < 1.0
     assert reload(version.id).status == "building" and not target.exists()
     assert db.session.scalar(select(db.func.count(ModelVersion.id))) == 1
+
+
+def test_a_build_whose_bundle_does_not_load_is_failed(app, catalog, cached_export, no_qrels, monkeypatch):
+    def broken_export(encoder, tokenizer, out_dir, **_):
+        copy_export(Path(out_dir))
+        (Path(out_dir) / FP32_FILE).write_bytes(b"truncated")  # the variant served without labels
+
+    monkeypatch.setattr(version_build, "export_query_encoder", broken_export)
+    version = create_version("unservable")
+    with pytest.raises(BundleError, match="cannot load"):
+        version_build.build_version(version.id, lambda done, total: None)
+    version = reload(version.id)
+    assert version.status == "failed" and version.activated_at is None
+    assert "cannot load" in version.metrics["error"] and version.metrics["products"] == len(CATALOG)

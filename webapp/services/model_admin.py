@@ -1,0 +1,144 @@
+"""Model and job use cases for the admin: start a retrain or a rebuild, list and read jobs.
+
+Activation and rollback are webapp.services.model_versions'; this module only adds what
+the console's buttons need on top: one job of a kind at a time, and a job as JSON for the
+live progress page.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask_sqlalchemy.pagination import Pagination
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from sqlalchemy import select
+
+from webapp.errors import InputError
+from webapp.extensions import db
+from webapp.models import JOB_STATUSES, Job, ModelVersion, utcnow
+from webapp.services.jobs import start_job
+from webapp.services.model_versions import active_version, create_version
+
+# Offline metrics shown per version, in this order (keys of ModelVersion.metrics).
+METRIC_KEYS = (
+    "test_ndcg10_lexical",
+    "test_ndcg10_dense",
+    "test_ndcg10_rrf",
+    "test_ndcg10_hybrid",
+    "serve_variant",
+    "int8_relative_drop",
+)
+TERMINAL = ("succeeded", "failed", "cancelled")
+# A queued or running job older than this is presumed lost (the longest task limit is 3 h).
+STALE_AFTER = timedelta(hours=6)
+PER_PAGE = 30
+
+
+def list_versions() -> list[ModelVersion]:
+    """Every model version, newest first."""
+    return list(db.session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())))
+
+
+def _in_progress(kind: str) -> Job | None:
+    return db.session.scalar(
+        select(Job)
+        .where(Job.kind == kind, Job.status.in_(("queued", "running")), Job.created_at >= utcnow() - STALE_AFTER)
+        .order_by(Job.id.desc())
+    )
+
+
+def _serving() -> ModelVersion:
+    version = active_version()
+    if version is None:
+        raise InputError("no model version is active; build one first (flask --app webapp model bootstrap)")
+    return version
+
+
+def _refuse_if_running(kind: str, what: str) -> None:
+    running = _in_progress(kind)
+    if running is not None:
+        raise InputError(f"{what} is already {running.status} as job {running.id}; wait for it to finish")
+
+
+def _start(kind: str, task_name: str, params: dict) -> Job:
+    """start_job, but a broker that cannot be reached fails the job row instead of leaving it queued."""
+    try:
+        return start_job(kind, task_name, params)
+    except BrokerUnavailable as exc:
+        db.session.rollback()
+        # start_job committed the row before enqueueing; it is the newest of its kind never sent.
+        orphan = db.session.scalar(
+            select(Job)
+            .where(Job.kind == kind, Job.status == "queued", Job.celery_task_id == "")
+            .order_by(Job.id.desc())
+        )
+        if orphan is not None:
+            orphan.status, orphan.error, orphan.finished_at = "failed", f"broker unavailable: {exc}", utcnow()
+            db.session.commit()
+        raise InputError(f"the job queue cannot be reached ({exc}); nothing was started") from None
+
+
+def start_retrain() -> Job:
+    """Queue a fine-tune of the active version on the training queue (one at a time)."""
+    parent = _serving()
+    _refuse_if_running("fine_tune", "a retrain")
+    return _start("fine_tune", "training.fine_tune", {"parent_version_id": parent.id})
+
+
+def start_rebuild() -> tuple[ModelVersion, Job]:
+    """Queue a new version that re-embeds the catalog with the active version's encoder."""
+    parent = _serving()
+    _refuse_if_running("build_version", "a build")
+    version = create_version(f"rebuild of v{parent.id}", retrieval_mode=parent.retrieval_mode, parent_id=parent.id)
+    try:
+        job = _start("build_version", "inference.build_version", {"version_id": version.id})
+    except InputError:
+        version.status = "failed"
+        db.session.commit()
+        raise
+    return version, job
+
+
+def list_jobs(kind: str = "", status: str = "", page: int = 1, per_page: int = PER_PAGE) -> Pagination:
+    """Jobs newest first, optionally of one kind or status."""
+    stmt = select(Job)
+    if kind:
+        stmt = stmt.where(Job.kind == kind)
+    if status in JOB_STATUSES:
+        stmt = stmt.where(Job.status == status)
+    return db.paginate(stmt.order_by(Job.id.desc()), page=page, per_page=per_page, error_out=False, count=True)
+
+
+def job_kinds() -> list[str]:
+    """The kinds of job that exist, for the filter."""
+    return list(db.session.scalars(select(Job.kind).distinct().order_by(Job.kind)))
+
+
+def get_job(job_id: int) -> Job | None:
+    """One job, if it exists."""
+    return db.session.get(Job, job_id)
+
+
+def job_state(job: Job) -> dict:
+    """A job as the progress page polls it: status, progress, message, error, result and logs."""
+    result = dict(job.result or {})
+    logs = result.pop("logs", [])
+
+    def stamp(value):
+        return value.isoformat(timespec="seconds") + "Z" if value else None
+
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "done": job.status in TERMINAL,
+        "progress": round(float(job.progress or 0.0), 4),
+        "message": job.message,
+        "error": job.error,
+        "params": job.params,
+        "result": result,
+        "logs": [str(line) for line in logs] if isinstance(logs, list) else [str(logs)],
+        "created_at": stamp(job.created_at),
+        "started_at": stamp(job.started_at),
+        "finished_at": stamp(job.finished_at),
+    }
