@@ -121,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         f"mSPRT tau = {args.tau:.0%} of the pooled CTR; CTR = clicks per search "
         f"{expected_click_through_rate(model):.3f}, {model.mean_searches:g} searches per visitor"
     )
-    header = (f"{'scenario':<24} {'test':<36} {'looks':>5} {'runs':>7} {'hits':>6} {'rate':>8}  [{'95% CI, %':^15}] "
-              f"{'stop':>5}")
+    header = (
+        f"{'scenario':<24} {'test':<36} {'looks':>5} {'runs':>7} {'hits':>6} {'rate':>8}  [{'95% CI, %':^15}] "
+        f"{'stop':>5}"
+    )
     print("\n" + header + "\n" + "-" * len(header))
     days = args.days
     for lift in [0.0] + [float(v) for v in args.lifts.split(",") if v]:

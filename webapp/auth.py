@@ -120,12 +120,13 @@ def guard_admin():
     return None
 
 
-def forget_cached_user(_exc: BaseException | None = None) -> None:
-    """teardown_request: drop Flask-Login's per-request user cache, which lives on g.
+def forget_request_state(_exc: BaseException | None = None) -> None:
+    """teardown_request: drop what this module and Flask-Login keep on g for one request.
 
     g belongs to the app context; where one outlives a request (tests, scripts that push
     a context and make several requests), a cached user must not carry into the next."""
     g.pop("_login_user", None)
+    g.pop("login_failed", None)
 
 
 def _login_key() -> str:

@@ -66,8 +66,9 @@ class VisitorData:
         if unknown:
             raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
         size = len(visitor_ids) if visitor_ids else (len(next(iter(columns.values()))) if columns else 0)
-        values = {name: np.asarray(columns[name], dtype=np.float64) if name in columns else np.zeros(size)
-                  for name in FIELDS}
+        values = {
+            name: np.asarray(columns[name], dtype=np.float64) if name in columns else np.zeros(size) for name in FIELDS
+        }
         return cls(**values, visitor_ids=tuple(visitor_ids))
 
     @classmethod
@@ -115,7 +116,11 @@ METRICS: dict[str, MetricDef] = {
         MetricDef("purchase_rate", "Purchase rate (per search)", "purchases", "searches", True, "rate"),
         MetricDef("revenue_per_visitor", "Revenue per visitor", "revenue", None, True, "currency"),
         MetricDef(
-            "mean_reciprocal_rank", "Mean reciprocal rank of clicks", "reciprocal_rank_sum", "ranked_clicks", True,
+            "mean_reciprocal_rank",
+            "Mean reciprocal rank of clicks",
+            "reciprocal_rank_sum",
+            "ranked_clicks",
+            True,
             "score",
         ),
         MetricDef("zero_result_rate", "Zero-result rate", "zero_result_searches", "searches", False, "rate"),
@@ -145,7 +150,11 @@ class MetricMoments:
         y = np.asarray(y, dtype=np.float64)
         x = np.ones_like(y) if x is None else np.asarray(x, dtype=np.float64)
         return cls(
-            n=float(y.size), sx=float(x.sum()), sy=float(y.sum()), sxx=float(x @ x), syy=float(y @ y),
+            n=float(y.size),
+            sx=float(x.sum()),
+            sy=float(y.sum()),
+            sxx=float(x @ x),
+            syy=float(y @ y),
             sxy=float(x @ y),
         )
 

@@ -66,17 +66,28 @@ def verdict(
         return Verdict(outcome, label, detail, p, alpha, sequential)
 
     if srm is not None and srm.flagged:
-        return make("sample_ratio_mismatch", "Sample ratio mismatch: results not trustworthy",
-                    f"visitor counts {list(srm.observed)} do not match the configured shares "
-                    f"(chi-square p = {_fmt_p(srm.p_value)} < {srm.threshold}); find the cause before reading results")
+        return make(
+            "sample_ratio_mismatch",
+            "Sample ratio mismatch: results not trustworthy",
+            f"visitor counts {list(srm.observed)} do not match the configured shares "
+            f"(chi-square p = {_fmt_p(srm.p_value)} < {srm.threshold}); find the cause before reading results",
+        )
     fewest = min(comparison.control.visitors, comparison.treatment.visitors)
     if fewest < min_visitors or not math.isfinite(p):
-        return make("not_enough_data", "Not enough data yet",
-                    f"{fewest} visitors in the smallest variant (a verdict needs {min_visitors} and a measurable metric)")
+        return make(
+            "not_enough_data",
+            "Not enough data yet",
+            f"{fewest} visitors in the smallest variant (a verdict needs {min_visitors} and a measurable metric)",
+        )
     if p >= alpha:
-        how = ("sequential test: safe to check daily" if sequential
-               else "fixed-horizon test: read it once, at the planned sample size")
-        return make("no_difference_yet", "No significant difference yet", f"{kind} = {_fmt_p(p)} >= alpha {alpha:g} ({how})")
+        how = (
+            "sequential test: safe to check daily"
+            if sequential
+            else "fixed-horizon test: read it once, at the planned sample size"
+        )
+        return make(
+            "no_difference_yet", "No significant difference yet", f"{kind} = {_fmt_p(p)} >= alpha {alpha:g} ({how})"
+        )
     treatment_better = (comparison.difference > 0) == higher_is_better
     winner = treatment_name if treatment_better else control_name
     outcome = "treatment_wins" if treatment_better else "control_wins"
@@ -150,19 +161,33 @@ def analyse_experiment(
     summaries = []
     for v in variants:
         series = {m: [summarise(at(look, v.key, m), alpha) for look in looks] for m in names}
-        summaries.append(VariantSummary(v.key, v.name, v.is_control, v.traffic_share,
-                                        series[primary_metric][-1].visitors, {m: s[-1] for m, s in series.items()},
-                                        series))
+        summaries.append(
+            VariantSummary(
+                v.key,
+                v.name,
+                v.is_control,
+                v.traffic_share,
+                series[primary_metric][-1].visitors,
+                {m: s[-1] for m, s in series.items()},
+                series,
+            )
+        )
     srm = srm_test([s.visitors for s in summaries], [v.traffic_share for v in variants])
     results = []
     for t in treatments:
         series = {
-            m: compare_series([(at(look, control.key, m), at(look, t.key, m)) for look in looks], comparison_alpha,
-                              m, sequential, relative_tau)
+            m: compare_series(
+                [(at(look, control.key, m), at(look, t.key, m)) for look in looks],
+                comparison_alpha,
+                m,
+                sequential,
+                relative_tau,
+            )
             for m in names
         }
         latest = {m: s[-1] for m, s in series.items()}
-        decided = verdict(latest[primary_metric], METRICS[primary_metric].higher_is_better, t.name, control.name,
-                          min_visitors, srm)
+        decided = verdict(
+            latest[primary_metric], METRICS[primary_metric].higher_is_better, t.name, control.name, min_visitors, srm
+        )
         results.append(TreatmentResult(t.key, t.name, latest, series, decided))
     return ExperimentReport(primary_metric, alpha, comparison_alpha, sequential, control.key, summaries, results, srm)

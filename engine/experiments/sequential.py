@@ -73,16 +73,15 @@ def confidence_sequence(
     return low, high
 
 
-def sequential_results(
-    diffs: ArrayLike, variances: ArrayLike, tau2: float, alpha: float
-) -> list[SequentialResult]:
+def sequential_results(diffs: ArrayLike, variances: ArrayLike, tau2: float, alpha: float) -> list[SequentialResult]:
     """One SequentialResult per look for a single experiment's series of (difference, variance)."""
     d = np.asarray(diffs, dtype=np.float64).reshape(-1)
     v = np.asarray(variances, dtype=np.float64).reshape(-1)
     p = always_valid_p(d, v, tau2)
     low, high = confidence_sequence(d, v, tau2, alpha)
     return [
-        SequentialResult(p_value=float(p[i]), ci_low=float(low[i]), ci_high=float(high[i]), tau2=float(tau2),
-                         looks=i + 1)
+        SequentialResult(
+            p_value=float(p[i]), ci_low=float(low[i]), ci_high=float(high[i]), tau2=float(tau2), looks=i + 1
+        )
         for i in range(d.size)
     ]

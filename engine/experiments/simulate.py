@@ -63,18 +63,20 @@ def simulate_visitors(
     revenue = rng.gamma(np.maximum(purchases * model.price_shape, 1e-12), model.mean_price / model.price_shape)
     revenue = np.where(purchases > 0, revenue, 0.0)
     latency = rng.gamma(searches * model.latency_shape, model.mean_latency_ms / model.latency_shape)
-    return VisitorData.from_columns({
-        "searches": searches,
-        "clicks": clicks,
-        "clicked_searches": clicked,
-        "ranked_clicks": clicks,
-        "reciprocal_rank_sum": rr_sum,
-        "add_to_carts": carts,
-        "purchases": purchases,
-        "revenue": np.round(revenue, 2),
-        "zero_result_searches": rng.binomial(searches, model.zero_result_rate),
-        "latency_ms_sum": latency,
-    })
+    return VisitorData.from_columns(
+        {
+            "searches": searches,
+            "clicks": clicks,
+            "clicked_searches": clicked,
+            "ranked_clicks": clicks,
+            "reciprocal_rank_sum": rr_sum,
+            "add_to_carts": carts,
+            "purchases": purchases,
+            "revenue": np.round(revenue, 2),
+            "zero_result_searches": rng.binomial(searches, model.zero_result_rate),
+            "latency_ms_sum": latency,
+        }
+    )
 
 
 @dataclass(frozen=True)

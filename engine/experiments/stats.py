@@ -60,8 +60,18 @@ def welch(control: MetricMoments, treatment: MetricMoments) -> dict[str, NDArray
         t = np.where(se > 0, diff / se, np.nan)
     df = np.where(np.isfinite(df), df, np.inf)
     p = np.where(np.isfinite(t), 2 * sps.t.sf(np.abs(np.nan_to_num(t)), df), np.nan)
-    return {"diff": diff, "var": var, "se": se, "df": df, "t": t, "p": p, "control": r_c, "treatment": r_t,
-            "var_control": v_c, "var_treatment": v_t}
+    return {
+        "diff": diff,
+        "var": var,
+        "se": se,
+        "df": df,
+        "t": t,
+        "p": p,
+        "control": r_c,
+        "treatment": r_t,
+        "var_control": v_c,
+        "var_treatment": v_t,
+    }
 
 
 def _finite(value: float) -> float | None:
@@ -117,8 +127,10 @@ class Comparison:
 
     def to_dict(self) -> dict:
         """JSON-safe (NaN and infinities become None)."""
-        out = {k: _finite(float(getattr(self, k))) for k in
-               ("alpha", "difference", "relative", "std_error", "statistic", "df", "p_value", "decision_p")}
+        out = {
+            k: _finite(float(getattr(self, k)))
+            for k in ("alpha", "difference", "relative", "std_error", "statistic", "df", "p_value", "decision_p")
+        }
         out["metric"] = self.metric
         out["control"], out["treatment"] = self.control.to_dict(), self.treatment.to_dict()
         for name in ("difference_ci", "relative_ci", "decision_ci"):
@@ -134,8 +146,15 @@ def summarise(m: MetricMoments, alpha: float = 0.05) -> MetricEstimate:
     value, variance, n = (float(a) for a in ratio_and_variance(m))
     se = math.sqrt(variance) if math.isfinite(variance) else math.nan
     half = float(sps.t.ppf(1 - alpha / 2, n - 1)) * se if n >= 2 else math.nan
-    return MetricEstimate(value=value, std_error=se, ci_low=value - half, ci_high=value + half, visitors=int(n),
-                          numerator=float(m.sy), denominator=float(m.sx))
+    return MetricEstimate(
+        value=value,
+        std_error=se,
+        ci_low=value - half,
+        ci_high=value + half,
+        visitors=int(n),
+        numerator=float(m.sy),
+        denominator=float(m.sx),
+    )
 
 
 def relative_interval(r_c: float, v_c: float, r_t: float, v_t: float, alpha: float) -> tuple[float, float, float]:
@@ -160,9 +179,18 @@ def compare(
     half = float(sps.t.ppf(1 - alpha / 2, w["df"])) * w["se"]
     lift, low, high = relative_interval(w["control"], w["var_control"], w["treatment"], w["var_treatment"], alpha)
     return Comparison(
-        metric=metric, alpha=alpha, control=summarise(control, alpha), treatment=summarise(treatment, alpha),
-        difference=w["diff"], difference_ci=(w["diff"] - half, w["diff"] + half), relative=lift,
-        relative_ci=(low, high), std_error=w["se"], statistic=w["t"], df=w["df"], p_value=w["p"],
+        metric=metric,
+        alpha=alpha,
+        control=summarise(control, alpha),
+        treatment=summarise(treatment, alpha),
+        difference=w["diff"],
+        difference_ci=(w["diff"] - half, w["diff"] + half),
+        relative=lift,
+        relative_ci=(low, high),
+        std_error=w["se"],
+        statistic=w["t"],
+        df=w["df"],
+        p_value=w["p"],
         sequential=sequential,
     )
 

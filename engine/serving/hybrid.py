@@ -29,12 +29,17 @@ class CandidateSignals:
     title: str = ""
 
 
+def _stem(word: str) -> str:
+    """A crude plural fold so 'bottle' and 'bottles' meet from either side."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
 def _title_match(words: set[str], title: str) -> float:
     """Share of the query's words found in the title (titles say what a product is)."""
     if not words:
         return 0.0
-    title_words = set(_WORD.findall(title.lower()))
-    return sum(1 for w in words if w in title_words or w.rstrip("s") in title_words) / len(words)
+    title_words = {_stem(w) for w in _WORD.findall(title.lower())}
+    return sum(1 for w in words if _stem(w) in title_words) / len(words)
 
 
 def feature_matrix(

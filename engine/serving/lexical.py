@@ -188,12 +188,18 @@ class LexicalIndex:
         words = clean_query(text)
         searcher = self._index.searcher()
         clauses = self._filter_clauses(filters)
-        text_query, result, fuzzy = None, None, False
-        # Widen step by step only while too little is found: exact words, near spellings, any word.
-        for fuzzy, strict in ((False, True), (True, True), (True, False)) if words else ((False, True),):
-            text_query = self._text_query(words, fuzzy, strict) if words else None
-            result = searcher.search(self._combine(text_query, clauses), limit=limit, count=True)
-            if result.count >= self.fuzzy_min_hits:
+        exact_query = self._text_query(words, False, True) if words else None
+        text_query, fuzzy = exact_query, False
+        result = exact = searcher.search(self._combine(exact_query, clauses), limit=limit, count=True)
+        # Widen step by step only while too little is found: near spellings of every word,
+        # then any of the words, then near spellings of any word.
+        steps = ((True, True), (False, False), (True, False))
+        for near, strict in steps if words and exact.count < self.fuzzy_min_hits else ():
+            wider_query = self._text_query(words, near, strict)
+            wider = searcher.search(self._combine(wider_query, clauses), limit=limit, count=True)
+            if wider.count > result.count:  # keep a wider step only when it found more
+                text_query, result, fuzzy = wider_query, wider, near
+            if wider.count >= self.fuzzy_min_hits:
                 break
         hits = [(searcher.doc(addr)["id"][0], float(score)) for score, addr in result.hits]
         # Brand counts ignore the brand filter itself so shoppers can see and switch brands.

@@ -42,25 +42,55 @@ def experiment(app, make_product):
     vy = ExperimentVariant(experiment_id=y.id, name="Y1", is_control=True, traffic_share=1.0)
     db.session.add_all([va, vb, vy])
     db.session.flush()
-    for visitor, variant, exposed in (("a1", va, at(D1, 9)), ("a2", va, at(D3, 12)), ("b1", vb, at(D1, 12)),
-                                      ("b2", vb, at(D2, 15)), ("b3", vb, at(D2, 16))):  # b3 never searched after
-        db.session.add(ExperimentAssignment(experiment_id=x.id, variant_id=variant.id, visitor_id=visitor,
-                                            exposed_at=exposed))
+    for visitor, variant, exposed in (
+        ("a1", va, at(D1, 9)),
+        ("a2", va, at(D3, 12)),
+        ("b1", vb, at(D1, 12)),
+        ("b2", vb, at(D2, 15)),
+        ("b3", vb, at(D2, 16)),
+    ):  # b3 never searched after
+        db.session.add(
+            ExperimentAssignment(experiment_id=x.id, variant_id=variant.id, visitor_id=visitor, exposed_at=exposed)
+        )
     db.session.add(ExperimentAssignment(experiment_id=y.id, variant_id=vy.id, visitor_id="b1", exposed_at=at(D1, 1)))
 
-    def search(visitor: str, variant: ExperimentVariant | None, when: datetime, results: int, ms: float,
-               shown=(p1, p2, p3)) -> SearchQuery:
-        query = SearchQuery(visitor_id=visitor, text="q", normalized="q", result_count=results, latency_ms=ms,
-                            variant_id=variant.id if variant else None, created_at=when)
+    def search(
+        visitor: str, variant: ExperimentVariant | None, when: datetime, results: int, ms: float, shown=(p1, p2, p3)
+    ) -> SearchQuery:
+        query = SearchQuery(
+            visitor_id=visitor,
+            text="q",
+            normalized="q",
+            result_count=results,
+            latency_ms=ms,
+            variant_id=variant.id if variant else None,
+            created_at=when,
+        )
         db.session.add(query)
         db.session.flush()
         db.session.add_all(Impression(search_id=query.id, product_id=p.id, position=i + 1) for i, p in enumerate(shown))
         return query
 
-    def event(kind: str, visitor: str, query: SearchQuery, product, position: int | None, when: datetime,
-              value: float | None = None) -> None:
-        db.session.add(Event(type=kind, visitor_id=visitor, product_id=product.id, search_id=query.id,
-                             position=position, value=value, created_at=when))
+    def event(
+        kind: str,
+        visitor: str,
+        query: SearchQuery,
+        product,
+        position: int | None,
+        when: datetime,
+        value: float | None = None,
+    ) -> None:
+        db.session.add(
+            Event(
+                type=kind,
+                visitor_id=visitor,
+                product_id=product.id,
+                search_id=query.id,
+                position=position,
+                value=value,
+                created_at=when,
+            )
+        )
 
     s1 = search("a1", va, at(D1, 9), 5, 10.0)  # at the exposure instant: counts
     event("click", "a1", s1, p1, 1, at(D1, 9, 1))
@@ -91,13 +121,30 @@ def test_per_visitor_arrays(experiment):
     assert [v.key for v in data.variants] == [va.id, vb.id]
     a, b = data.visitors[va.id], data.visitors[vb.id]
     assert a.visitor_ids == ("a1", "a2") and b.visitor_ids == ("b1", "b2", "b3")
-    expected_a = {"searches": [2, 1], "clicks": [2, 1], "clicked_searches": [1, 1], "ranked_clicks": [2, 0],
-                  "reciprocal_rank_sum": [1 + 1 / 3, 0], "add_to_carts": [1, 0], "purchases": [1, 0],
-                  "revenue": [25.0, 0], "zero_result_searches": [1, 0], "latency_ms_sum": [40.0, 20.0]}
-    expected_b = {"searches": [1, 1, 0], "clicks": [2, 0, 0], "clicked_searches": [1, 0, 0],
-                  "ranked_clicks": [2, 0, 0], "reciprocal_rank_sum": [1.0, 0, 0], "add_to_carts": [0, 0, 0],
-                  "purchases": [1, 0, 0], "revenue": [10.0, 0, 0], "zero_result_searches": [0, 1, 0],
-                  "latency_ms_sum": [50.0, 5.0, 0]}
+    expected_a = {
+        "searches": [2, 1],
+        "clicks": [2, 1],
+        "clicked_searches": [1, 1],
+        "ranked_clicks": [2, 0],
+        "reciprocal_rank_sum": [1 + 1 / 3, 0],
+        "add_to_carts": [1, 0],
+        "purchases": [1, 0],
+        "revenue": [25.0, 0],
+        "zero_result_searches": [1, 0],
+        "latency_ms_sum": [40.0, 20.0],
+    }
+    expected_b = {
+        "searches": [1, 1, 0],
+        "clicks": [2, 0, 0],
+        "clicked_searches": [1, 0, 0],
+        "ranked_clicks": [2, 0, 0],
+        "reciprocal_rank_sum": [1.0, 0, 0],
+        "add_to_carts": [0, 0, 0],
+        "purchases": [1, 0, 0],
+        "revenue": [10.0, 0, 0],
+        "zero_result_searches": [0, 1, 0],
+        "latency_ms_sum": [50.0, 5.0, 0],
+    }
     for name in FIELDS:
         np.testing.assert_allclose(a.column(name), expected_a[name], rtol=1e-12, err_msg=name)
         np.testing.assert_allclose(b.column(name), expected_b[name], rtol=1e-12, err_msg=name)
@@ -111,8 +158,10 @@ def test_daily_cumulative_series(experiment):
     x, va, vb = experiment
     data = load_experiment_data(x.id)
     assert data.days == [D1, D2, D3]
-    ctr = [(look[va.id]["click_through_rate"].to_dict(), look[vb.id]["click_through_rate"].to_dict())
-           for look in data.looks]
+    ctr = [
+        (look[va.id]["click_through_rate"].to_dict(), look[vb.id]["click_through_rate"].to_dict())
+        for look in data.looks
+    ]
     # D1: a1 has 2 searches and 1 click so far; b1 1 search and 2 clicks. D2: a1's late click, b2 and b3
     # join (b3 with nothing). D3: a2 joins with 1 search and 1 click.
     assert ctr == [
@@ -120,8 +169,10 @@ def test_daily_cumulative_series(experiment):
         (moments(1, 2, 2, 4, 4, 4), moments(3, 2, 2, 2, 4, 2)),
         (moments(2, 3, 3, 5, 5, 5), moments(3, 2, 2, 2, 4, 2)),
     ]
-    revenue = [(look[va.id]["revenue_per_visitor"].to_dict(), look[vb.id]["revenue_per_visitor"].to_dict())
-               for look in data.looks]
+    revenue = [
+        (look[va.id]["revenue_per_visitor"].to_dict(), look[vb.id]["revenue_per_visitor"].to_dict())
+        for look in data.looks
+    ]
     assert revenue == [
         (moments(1, 1, 0, 1, 0, 0), moments(1, 1, 10, 1, 100, 10)),
         (moments(1, 1, 25, 1, 625, 25), moments(3, 3, 10, 3, 100, 10)),
@@ -152,8 +203,12 @@ def test_an_experiment_without_visitors(app):
     x = Experiment(name="empty", salt="s")
     db.session.add(x)
     db.session.flush()
-    db.session.add_all([ExperimentVariant(experiment_id=x.id, name="A", is_control=True, traffic_share=0.5),
-                        ExperimentVariant(experiment_id=x.id, name="B", traffic_share=0.5)])
+    db.session.add_all(
+        [
+            ExperimentVariant(experiment_id=x.id, name="A", is_control=True, traffic_share=0.5),
+            ExperimentVariant(experiment_id=x.id, name="B", traffic_share=0.5),
+        ]
+    )
     db.session.commit()
     data = load_experiment_data(x.id)
     assert data.days == [] and data.looks == [] and all(len(v) == 0 for v in data.visitors.values())

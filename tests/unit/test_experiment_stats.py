@@ -129,8 +129,10 @@ def test_confidence_intervals_cover_at_the_nominal_rate_in_aa_tests():
     covered_abs = covered_rel = 0
     runs = 500
     for _ in range(runs):
-        result = compare(metric_moments(simulate_visitors(400, rng), "click_through_rate"),
-                         metric_moments(simulate_visitors(400, rng), "click_through_rate"))
+        result = compare(
+            metric_moments(simulate_visitors(400, rng), "click_through_rate"),
+            metric_moments(simulate_visitors(400, rng), "click_through_rate"),
+        )
         covered_abs += result.difference_ci[0] <= 0 <= result.difference_ci[1]
         covered_rel += result.relative_ci[0] <= 0 <= result.relative_ci[1]
     # 95% +- 3 standard errors of a proportion over 500 runs.
@@ -158,8 +160,10 @@ def test_sequential_p_is_monotone_and_never_below_the_fixed_horizon_p():
     control, treatment = simulate_visitors(4000, rng), simulate_visitors(4000, rng, lift=0.06)
     days_c, days_t = rng.integers(0, 14, len(control)), rng.integers(0, 14, len(treatment))
     looks = [
-        (metric_moments(control.select(days_c <= d), "click_through_rate"),
-         metric_moments(treatment.select(days_t <= d), "click_through_rate"))
+        (
+            metric_moments(control.select(days_c <= d), "click_through_rate"),
+            metric_moments(treatment.select(days_t <= d), "click_through_rate"),
+        )
         for d in range(14)
     ]
     series = compare_series(looks, alpha=0.05, sequential=True)
@@ -198,8 +202,10 @@ def test_sequential_results_without_information_say_nothing():
 
 def fixed_comparison(difference: float, p: float, visitors: int = 1000):
     rng = np.random.default_rng(0)
-    base = compare(metric_moments(simulate_visitors(visitors, rng), "click_through_rate"),
-                   metric_moments(simulate_visitors(visitors, rng), "click_through_rate"))
+    base = compare(
+        metric_moments(simulate_visitors(visitors, rng), "click_through_rate"),
+        metric_moments(simulate_visitors(visitors, rng), "click_through_rate"),
+    )
     return replace(base, difference=difference, p_value=p)
 
 
@@ -216,12 +222,15 @@ def test_verdict_reads_direction_and_metric_orientation():
 
 def test_analyse_experiment_corrects_alpha_for_several_treatments_and_uses_sequential_p():
     rng = np.random.default_rng(21)
-    arms = {1: simulate_visitors(3000, rng), 2: simulate_visitors(3000, rng, lift=0.2),
-            3: simulate_visitors(3000, rng)}
-    variants = [VariantInput(1, "A", True, 1 / 3), VariantInput(2, "B", False, 1 / 3),
-                VariantInput(3, "C", False, 1 / 3)]
-    look = {k: {m: metric_moments(d, m) for m in ("click_through_rate", "revenue_per_visitor")}
-            for k, d in arms.items()}
+    arms = {1: simulate_visitors(3000, rng), 2: simulate_visitors(3000, rng, lift=0.2), 3: simulate_visitors(3000, rng)}
+    variants = [
+        VariantInput(1, "A", True, 1 / 3),
+        VariantInput(2, "B", False, 1 / 3),
+        VariantInput(3, "C", False, 1 / 3),
+    ]
+    look = {
+        k: {m: metric_moments(d, m) for m in ("click_through_rate", "revenue_per_visitor")} for k, d in arms.items()
+    }
     report = analyse_experiment(variants, [look], metrics=["click_through_rate", "revenue_per_visitor"])
     assert report.comparison_alpha == pytest.approx(0.025)
     assert not report.srm.flagged

@@ -217,6 +217,6 @@ def test_buy_with_empty_cart_records_nothing(client, catalog):
     assert count(Event) == 0
 
 
-def test_admin_is_closed(client):
+def test_admin_needs_a_login(client):
     response = client.get("/admin/")
-    assert response.status_code == 401
+    assert response.status_code == 302 and "/admin/login" in response.headers["Location"]

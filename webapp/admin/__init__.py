@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request, url
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
-from webapp.auth import forget_cached_user, guard_admin, wants_json
+from webapp.auth import forget_request_state, guard_admin, wants_json
 from webapp.errors import InputError
 
 bp = Blueprint("admin", __name__)
@@ -31,7 +31,7 @@ NAV: list[NavItem] = [
 ]
 
 bp.before_request(guard_admin)
-bp.teardown_request(forget_cached_user)
+bp.teardown_request(forget_request_state)
 
 
 @bp.context_processor

@@ -5,18 +5,18 @@ was assigned (intention to treat). What counts: searches served under one of the
 experiment's variants at or after the visitor's exposure, and the click, add-to-cart and
 purchase events that the same visitor made on those searches. Each row is dated by its own
 UTC day; a search's "clicked" counts on the day of its first click. Three GROUP BY queries
-(searches, events, first clicks) per visitor and day do the work in the database; no query
-runs per visitor.
+(searches, events, first clicks) per visitor and day do the work in the database, no query
+runs per visitor, and the rows come back as numpy columns that are summed day by day.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Date, Float, and_, case, cast, func, select
 
 from engine.experiments.metrics import FIELDS, METRICS, MetricMoments, VisitorData, metric_moments
@@ -63,44 +63,60 @@ def _qualifying_searches(experiment_id: int, variant_ids: list[int]):
     )
 
 
-def _increments(experiment_id: int, variant_ids: list[int]) -> list[tuple[str, date, str, float]]:
-    """(visitor id, day, field, amount) rows from three grouped queries."""
-    qs = _qualifying_searches(experiment_id, variant_ids)
-    rows: list[tuple[str, date, str, float]] = []
-    s_day = func.date(qs.c.created_at, type_=Date)
-    search_rows = db.session.execute(
-        select(
-            qs.c.visitor_id, s_day, func.count(),
-            func.sum(case((qs.c.result_count == 0, 1), else_=0)), func.sum(qs.c.latency_ms),
-        ).group_by(qs.c.visitor_id, s_day)
+@dataclass(frozen=True)
+class _Block:
+    """One grouped query's answer as columns: visitor row index, day ordinal, and field values."""
+
+    visitor: NDArray[np.int64]
+    day: NDArray[np.int64]
+    values: dict[str, NDArray[np.float64]]
+
+
+def _block(stmt, fields: tuple[str, ...], index: dict[str, int]) -> _Block:
+    """Run a (visitor, day, *fields) grouped query and return its columns as arrays."""
+    rows = db.session.execute(stmt).all()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (2 + len(fields))
+    return _Block(
+        visitor=np.fromiter((index[v] for v in columns[0]), dtype=np.int64, count=len(rows)),
+        day=np.fromiter((_day(d).toordinal() for d in columns[1]), dtype=np.int64, count=len(rows)),
+        values={name: np.asarray(col, dtype=np.float64) for name, col in zip(fields, columns[2:], strict=True)},
     )
-    for visitor, day, searches, zero, latency in search_rows:
-        rows += [(visitor, _day(day), "searches", searches), (visitor, _day(day), "zero_result_searches", zero),
-                 (visitor, _day(day), "latency_ms_sum", latency or 0.0)]
+
+
+def _blocks(experiment_id: int, variant_ids: list[int], index: dict[str, int]) -> list[_Block]:
+    """Per visitor and UTC day: search totals, event totals, and searches first clicked that day."""
+    qs = _qualifying_searches(experiment_id, variant_ids)
+    s_day = func.date(qs.c.created_at, type_=Date)
+    searches = select(
+        qs.c.visitor_id,
+        s_day,
+        func.count(),
+        func.sum(case((qs.c.result_count == 0, 1), else_=0)),
+        func.coalesce(func.sum(qs.c.latency_ms), 0.0),
+    ).group_by(qs.c.visitor_id, s_day)
 
     e_day = func.date(Event.created_at, type_=Date)
     ranked = and_(Event.type == "click", Event.position.is_not(None), Event.position > 0)
-    event_rows = db.session.execute(
+
+    def count_of(kind: str):
+        return func.sum(case((Event.type == kind, 1), else_=0))
+
+    events = (
         select(
-            qs.c.visitor_id, e_day, Event.type, func.count(),
+            qs.c.visitor_id,
+            e_day,
+            count_of("click"),
             func.sum(case((ranked, 1), else_=0)),
             func.sum(case((ranked, 1.0 / cast(Event.position, Float)), else_=0.0)),
-            func.sum(func.coalesce(Event.value, 0.0)),
+            count_of("add_to_cart"),
+            count_of("purchase"),
+            func.sum(case((Event.type == "purchase", func.coalesce(Event.value, 0.0)), else_=0.0)),
         )
         .join(qs, Event.search_id == qs.c.search_id)
-        .where(Event.visitor_id == qs.c.visitor_id, Event.type.in_(("click", "add_to_cart", "purchase")))
-        .group_by(qs.c.visitor_id, e_day, Event.type)
+        # Only the searching visitor's own feedback on the search counts.
+        .where(Event.visitor_id == qs.c.visitor_id)
+        .group_by(qs.c.visitor_id, e_day)
     )
-    for visitor, day, kind, count, ranked_count, rr_sum, value in event_rows:
-        day = _day(day)
-        if kind == "click":
-            rows += [(visitor, day, "clicks", count), (visitor, day, "ranked_clicks", ranked_count),
-                     (visitor, day, "reciprocal_rank_sum", rr_sum or 0.0)]
-        elif kind == "add_to_cart":
-            rows.append((visitor, day, "add_to_carts", count))
-        else:
-            rows += [(visitor, day, "purchases", count), (visitor, day, "revenue", value or 0.0)]
-
     first = (
         select(qs.c.visitor_id, func.min(Event.created_at).label("first_click"))
         .join(qs, Event.search_id == qs.c.search_id)
@@ -109,11 +125,14 @@ def _increments(experiment_id: int, variant_ids: list[int]) -> list[tuple[str, d
         .subquery("first_clicks")
     )
     f_day = func.date(first.c.first_click, type_=Date)
-    for visitor, day, count in db.session.execute(
-        select(first.c.visitor_id, f_day, func.count()).group_by(first.c.visitor_id, f_day)
-    ):
-        rows.append((visitor, _day(day), "clicked_searches", count))
-    return rows
+    clicked = select(first.c.visitor_id, f_day, func.count()).group_by(first.c.visitor_id, f_day)
+    return [
+        _block(searches, ("searches", "zero_result_searches", "latency_ms_sum"), index),
+        _block(
+            events, ("clicks", "ranked_clicks", "reciprocal_rank_sum", "add_to_carts", "purchases", "revenue"), index
+        ),
+        _block(clicked, ("clicked_searches",), index),
+    ]
 
 
 def load_experiment_data(experiment_id: int) -> ExperimentData:
@@ -130,28 +149,22 @@ def load_experiment_data(experiment_id: int) -> ExperimentData:
     ids = [a.visitor_id for a in assignments]
     index = {visitor: i for i, visitor in enumerate(ids)}
     arm = np.array([a.variant_id for a in assignments], dtype=np.int64)
-    increments = _increments(experiment_id, [v.key for v in variants]) if assignments else []
+    exposed = np.array([a.exposed_at.date().toordinal() for a in assignments], dtype=np.int64)
+    blocks = _blocks(experiment_id, [v.key for v in variants], index) if assignments else []
 
-    exposure_days = [a.exposed_at.date() for a in assignments]
-    all_days = exposure_days + [row[1] for row in increments]
-    days = []
-    if all_days:
-        first, last = min(all_days), max(all_days)
-        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    day_index = {d: i for i, d in enumerate(days)}
-    exposed = np.array([day_index[d] for d in exposure_days], dtype=np.int64)
-    by_day: dict[int, list[tuple[int, str, float]]] = defaultdict(list)
-    for visitor, day, name, amount in increments:
-        by_day[day_index[day]].append((index[visitor], name, float(amount)))
-
+    all_days = np.concatenate([exposed] + [b.day for b in blocks])
+    first = int(all_days.min()) if all_days.size else 0
+    days = [date.fromordinal(d) for d in range(first, int(all_days.max()) + 1)] if all_days.size else []
     running = {name: np.zeros(len(ids)) for name in FIELDS}
     looks: list[dict[Hashable, dict[str, MetricMoments]]] = []
-    for i in range(len(days)):
-        for row, name, amount in by_day.get(i, ()):
-            running[name][row] += amount
+    for today in range(first, first + len(days)):
+        for block in blocks:
+            rows = block.day == today
+            for name, values in block.values.items():
+                np.add.at(running[name], block.visitor[rows], values[rows])
         look: dict[Hashable, dict[str, MetricMoments]] = {}
         for v in variants:
-            mask = (arm == v.key) & (exposed <= i)
+            mask = (arm == v.key) & (exposed <= today)
             data = VisitorData.from_columns({name: running[name][mask] for name in FIELDS})
             look[v.key] = {name: metric_moments(data, name) for name in METRICS}
         looks.append(look)
@@ -169,7 +182,9 @@ def experiment_report(experiment: Experiment, data: ExperimentData | None = None
     """The experiment's analysis with its own primary metric, alpha and sequential setting."""
     data = data or load_experiment_data(experiment.id)
     return analyse_experiment(
-        data.variants, data.looks or [{}], primary_metric=experiment.primary_metric, alpha=experiment.alpha,
+        data.variants,
+        data.looks or [{}],
+        primary_metric=experiment.primary_metric,
+        alpha=experiment.alpha,
         sequential=experiment.sequential,
     )
-

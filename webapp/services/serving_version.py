@@ -16,6 +16,8 @@ from webapp.extensions import db
 from webapp.models import ModelVersion
 from webapp.services.search_index import searcher_state, sync_searcher
 
+_START_LOCK = threading.Lock()
+
 
 def _active_row() -> tuple[int, str, str] | None:
     row = db.session.execute(
@@ -52,9 +54,10 @@ def follow_active_version(wait: bool = False) -> None:
             state.searcher.attach(None)
             state.version_id = None
         return
-    if active[0] == state.version_id or active[0] in state.failed_versions or state.loading_version is not None:
-        return
-    state.loading_version = active[0]
+    with _START_LOCK:  # two request threads must not both start loading the same version
+        if active[0] == state.version_id or active[0] in state.failed_versions or state.loading_version is not None:
+            return
+        state.loading_version = active[0]
     args = (state, active, config["ENCODER_VARIANT"], config["ENCODER_THREADS"], config["QUERY_CACHE_SIZE"])
     if wait:
         _load_and_attach(*args)

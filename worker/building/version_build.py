@@ -16,6 +16,7 @@ from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
+from transformers import PreTrainedTokenizerBase
 
 from engine.evaluation.judgments import is_esci_json, read_esci_judgments, read_esci_queries
 from engine.evaluation.split import load_split
@@ -96,8 +97,26 @@ def _select(tmp: Path, version_id: int, searcher: Searcher, vectors: VectorIndex
     return metrics, variant, use_ranker
 
 
-def build_version(version_id: int, progress: Progress, settings: BuildSettings | None = None) -> dict:
-    """Build the artifacts of a version in 'building' and mark it ready (and active if none is)."""
+# A model already in memory (a fine-tune's result): the module, its tokenizer and its config.
+Trained = tuple[MultiTaskModel, PreTrainedTokenizerBase, ModelConfig]
+# Called with the searcher serving the new artifacts and the build's metrics before anything is
+# published; raising refuses the version (its directory is removed, the row stays 'building').
+Gate = Callable[[Searcher, dict], None]
+
+
+def build_version(
+    version_id: int,
+    progress: Progress,
+    settings: BuildSettings | None = None,
+    *,
+    trained: Trained | None = None,
+    gate: Gate | None = None,
+    activate_if_none: bool = True,
+) -> dict:
+    """Build the artifacts of a version in 'building' and mark it ready (and active if none is).
+
+    The encoder is `trained` when given, else the parent version's, else the packaged MiniLM.
+    """
     settings = settings or BuildSettings()
     version = db.session.get(ModelVersion, version_id)
     if version is None or version.status != "building":
@@ -110,7 +129,9 @@ def build_version(version_id: int, progress: Progress, settings: BuildSettings |
         raise ValueError("the catalog has no active products to embed")
     cards = [product_card(p) for p in products]
     progress(10, 1000)
-    if version.parent_id:
+    if trained is not None:
+        model, tokenizer, config = trained
+    elif version.parent_id:
         parent = db.session.get(ModelVersion, version.parent_id)
         loaded = load_model_version(parent.artifact_path)
         model, tokenizer, config = loaded.model, loaded.tokenizer, loaded.config
@@ -139,6 +160,8 @@ def build_version(version_id: int, progress: Progress, settings: BuildSettings |
         searcher.apply_changes(cards, [])
         chosen, variant, _ = _select(tmp, version_id, searcher, vectors)
         metrics.update(chosen, products=len(cards))
+        if gate is not None:
+            gate(searcher, metrics)
         progress(980, 1000)
         write_manifest(
             tmp,
@@ -154,7 +177,7 @@ def build_version(version_id: int, progress: Progress, settings: BuildSettings |
         db.session.commit()
         raise
     version.status, version.metrics = "ready", metrics
-    if active_version() is None:  # the first version serves at once; later ones wait for an admin or A/B
+    if activate_if_none and active_version() is None:  # the first version serves at once; later ones wait for an admin or A/B
         version.status, version.activated_at = "active", utcnow()
     db.session.commit()
     return {"version_id": version_id, "status": version.status, **metrics}
