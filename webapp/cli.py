@@ -10,6 +10,7 @@ from engine.catalog.readers import CatalogFileError
 from webapp.cli_admin import admin_cli
 from webapp.cli_eval import eval_command
 from webapp.cli_model import model_cli
+from webapp.cli_simulate import simulate_command
 from webapp.services.catalog_import import import_catalog
 
 catalog_cli = AppGroup("catalog", help="Manage the product catalog.")
@@ -48,4 +49,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(catalog_cli)
     app.cli.add_command(eval_command)
     app.cli.add_command(model_cli)
+    app.cli.add_command(simulate_command)
     app.cli.add_command(admin_cli)

@@ -12,7 +12,7 @@ from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import Job, ModelVersion
 from webapp.services.jobs import start_job
-from webapp.services.model_versions import activate_version, create_version, rollback_version
+from webapp.services.model_versions import activate_version, active_version, create_version, rollback_version
 
 model_cli = AppGroup("model", help="Build, list, activate and roll back model versions.")
 
@@ -49,6 +49,28 @@ def bootstrap_command(mode: str, force: bool, wait: bool, timeout: float) -> Non
     version = create_version("zero-shot all-MiniLM-L6-v2", retrieval_mode=mode)
     job = start_job("build_version", "inference.build_version", {"version_id": version.id})
     click.echo(f"version {version.id} building as job {job.id} on the inference queue")
+    if wait:
+        _follow(job.id, timeout)
+
+
+@model_cli.command("train")
+@click.option("--parent", "parent_id", type=int, help="Version to fine-tune [default: the active one].")
+@click.option("--correction", type=click.Choice(["ips", "none"]), help="Position-bias correction [default: ips].")
+@click.option("--method", type=click.Choice(["full", "top_layers", "lora"]), help="Weights to train [FINE_TUNE_METHOD].")
+@click.option("--wait/--no-wait", default=False, help="Follow the run's progress until it ends.")
+@click.option("--timeout", default=4 * 3600.0, show_default=True, help="Seconds to wait with --wait.")
+def train_command(parent_id: int | None, correction: str | None, method: str | None, wait: bool, timeout: float) -> None:
+    """Fine-tune a version on recent feedback on the training queue (as the admin's "Retrain now")."""
+    parent = db.session.get(ModelVersion, parent_id) if parent_id else active_version()
+    if parent is None:
+        raise click.ClickException(f"no version {parent_id}" if parent_id else "no active version to fine-tune")
+    params: dict = {"parent_version_id": parent.id}
+    if correction:
+        params["correction"] = correction
+    if method:
+        params["train"] = {"method": method}
+    job = start_job("fine_tune", "training.fine_tune", params)
+    click.echo(f"fine-tune of v{parent.id} queued as job {job.id} on the training queue")
     if wait:
         _follow(job.id, timeout)
 

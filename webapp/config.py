@@ -52,6 +52,19 @@ def load_config(overrides: dict | None = None) -> dict:
             "KAIROS_RANKER_QRELS", str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_judgments.json")
         ),
         "QUERY_CACHE_SIZE": int(env.get("KAIROS_QUERY_CACHE_SIZE", "4096")),
+        # The learning loop (worker/building/fine_tune.py, worker/schedule.py): beat checks every
+        # interval and fine-tunes when this many new events arrived; a run trains on the window's
+        # feedback, needs this many positive pairs, and is refused if validation NDCG@10 drops by
+        # more than the margin (absolute).
+        "FINE_TUNE_INTERVAL_SECONDS": float(env.get("KAIROS_FINE_TUNE_INTERVAL", "3600")),
+        "FINE_TUNE_MIN_NEW_EVENTS": int(env.get("KAIROS_FINE_TUNE_MIN_NEW_EVENTS", "500")),
+        "FINE_TUNE_WINDOW_DAYS": float(env.get("KAIROS_FINE_TUNE_WINDOW_DAYS", "30")),
+        "FINE_TUNE_MIN_POSITIVE_PAIRS": int(env.get("KAIROS_FINE_TUNE_MIN_POSITIVE_PAIRS", "50")),
+        "FINE_TUNE_GATE_MARGIN": float(env.get("KAIROS_FINE_TUNE_GATE_MARGIN", "0.01")),
+        "FINE_TUNE_METHOD": env.get("KAIROS_FINE_TUNE_METHOD", "top_layers"),  # full | top_layers | lora
+        "FINE_TUNE_MAX_TRAIN_SECONDS": float(env.get("KAIROS_FINE_TUNE_MAX_TRAIN_SECONDS", "5400")),
+        "FINE_TUNE_LOCK_TTL_SECONDS": float(env.get("KAIROS_FINE_TUNE_LOCK_TTL", "600")),
+        "FINE_TUNE_CHECKPOINT_DIR": env.get("KAIROS_FINE_TUNE_CHECKPOINT_DIR", ""),  # "": INSTANCE_DIR/checkpoints
         # Admin console: uploads above this answer 413; login attempts are counted in this storage
         # (Redis in production so every web worker shares the count; memory:// is per process).
         "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_UPLOAD_MB", "50")) * 1024 * 1024,
@@ -72,6 +85,9 @@ def load_config(overrides: dict | None = None) -> dict:
             },
             "task_default_queue": "inference",
             "broker_connection_retry_on_startup": True,
+            # Redis redelivers an unacknowledged task after this long: longer than any task runs
+            # (a fine-tune takes hours on CPU), or a live run would be handed out twice.
+            "broker_transport_options": {"visibility_timeout": 6 * 3600},
         },
     }
     if overrides:

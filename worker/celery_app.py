@@ -9,9 +9,11 @@ from __future__ import annotations
 from celery.signals import worker_process_init
 
 from webapp import create_app
+from worker.schedule import beat_schedule
 
 flask_app = create_app()
 celery = flask_app.extensions["celery"]
+celery.conf.beat_schedule = beat_schedule(flask_app.config)  # `celery -A worker.celery_app beat`
 
 import worker.tasks  # noqa: E402,F401  (registers the tasks)
 

@@ -18,8 +18,8 @@ from torch import nn
 PREFIX = "checkpoint-"
 
 
-def fingerprint(settings: dict, examples: int, steps: int) -> str:
-    """A short hash of what a run must share with the run that wrote a checkpoint."""
+def fingerprint(settings: dict, examples: list, steps: int) -> str:
+    """A short hash of what a run must share with the run that wrote a checkpoint (settings, data, plan)."""
     raw = json.dumps({"settings": settings, "examples": examples, "steps": steps}, sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 

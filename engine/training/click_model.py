@@ -68,9 +68,9 @@ def fit_pbm(
     positions: Sequence[int],
     clicks: Sequence[bool],
     max_position: int = 24,
-    iterations: int = 200,
-    tolerance: float = 1e-7,
-    prior: float = 1.0,
+    iterations: int = 1000,
+    tolerance: float = 1e-9,
+    prior: float = 0.1,
 ) -> PositionBiasModel:
     """Fit theta and gamma by EM on impressions (one row per shown product); returns the thetas.
 

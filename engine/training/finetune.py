@@ -158,7 +158,9 @@ def fine_tune(
     trainable, size = count_trainable(model)
     say(f"fine-tune: {config.method}, {trainable:,} of {size:,} weights trainable, {total} steps planned")
     result = FineTuneResult(model=model, steps=0, planned_steps=total, trainable_parameters=trainable)
-    fingerprint = checkpoints.fingerprint(config.to_dict(), len(data.examples), total)
+    keys = [(e.query, e.product_id, round(e.grade, 6), round(e.weight, 6)) for e in data.examples]
+    trajectory = {k: v for k, v in config.to_dict().items() if k not in ("max_seconds", "checkpoint_every")}
+    fingerprint = checkpoints.fingerprint(trajectory, keys, total)
     state = checkpoints.load_latest(checkpoint_dir, fingerprint) if checkpoint_dir else None  # 4
     if state is not None:
         checkpoints.restore(state, model, loss_fn, optimizer, scheduler)

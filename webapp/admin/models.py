@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, url_for
 
 from webapp.admin import bp
 from webapp.errors import InputError
-from webapp.services.model_admin import METRIC_KEYS, list_versions, start_rebuild, start_retrain
+from webapp.services.model_admin import NDCG_METRICS, OTHER_METRICS, list_versions, start_rebuild, start_retrain
 from webapp.services.model_versions import activate_version, active_version, rollback_version
 from webapp.services.serving_version import serving_status
 
@@ -19,7 +19,8 @@ def models():
         versions=list_versions(),
         active=active_version(),
         serving=serving_status(),
-        metric_keys=METRIC_KEYS,
+        ndcg_metrics=NDCG_METRICS,
+        other_metrics=OTHER_METRICS,
     )
 
 

@@ -57,7 +57,9 @@ def create_admin(email: str, password: str, role: str = "admin") -> AdminUser:
     _check_password(password)
     if get_admin(email) is not None:
         raise InputError(f"an account for {email} already exists")
-    user = AdminUser(email=email, password_hash=generate_password_hash(password, method=HASH_METHOD), role=role, is_active=True)
+    user = AdminUser(
+        email=email, password_hash=generate_password_hash(password, method=HASH_METHOD), role=role, is_active=True
+    )
     db.session.add(user)
     try:
         db.session.commit()

@@ -19,15 +19,14 @@ from webapp.models import JOB_STATUSES, Job, ModelVersion, utcnow
 from webapp.services.jobs import start_job
 from webapp.services.model_versions import active_version, create_version
 
-# Offline metrics shown per version, in this order (keys of ModelVersion.metrics).
-METRIC_KEYS = (
-    "test_ndcg10_lexical",
-    "test_ndcg10_dense",
-    "test_ndcg10_rrf",
-    "test_ndcg10_hybrid",
-    "serve_variant",
-    "int8_relative_drop",
+# Offline metrics shown per version, in this order: (key of ModelVersion.metrics, column label).
+NDCG_METRICS = (
+    ("test_ndcg10_lexical", "lexical"),
+    ("test_ndcg10_dense", "dense"),
+    ("test_ndcg10_rrf", "RRF"),
+    ("test_ndcg10_hybrid", "hybrid"),
 )
+OTHER_METRICS = (("serve_variant", "encoder"), ("int8_relative_drop", "int8 drop"))
 TERMINAL = ("succeeded", "failed", "cancelled")
 # A queued or running job older than this is presumed lost (the longest task limit is 3 h).
 STALE_AFTER = timedelta(hours=6)
