@@ -46,7 +46,7 @@ def active_version(instance: Path) -> tuple[int, Path] | None:
 
 
 def copy_instance(source: Path, target: Path, version: tuple[int, Path] | None, serve_it: bool) -> None:
-    """A private copy of the instance's catalog and versions; the version retired (lexical) or active on copied artifacts."""
+    """A private copy of the instance's catalog; its version retired (lexical) or active on copied artifacts."""
     target.mkdir(parents=True)
     # The backup API reads a consistent snapshot even while the source has a live WAL.
     dst = sqlite3.connect(target / "kairos.db")
@@ -58,7 +58,7 @@ def copy_instance(source: Path, target: Path, version: tuple[int, Path] | None, 
         tables = {row[0] for row in dst.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for table in ("events", "impressions", "search_queries"):
             if table in tables:
-                dst.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
+                dst.execute(f"DELETE FROM {table}")
         if version is not None and serve_it:
             version_id, artifacts = version
             copied = target / "models" / f"v{version_id}"

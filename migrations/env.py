@@ -94,6 +94,11 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # The app turns SQLite foreign keys on; batch migrations rebuild tables (copy, drop,
+            # rename), which referencing rows would block. Alembic's recipe: off while migrating.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # end the autobegun transaction, or Alembic would nest in it and never commit
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -83,3 +83,40 @@ def test_downgrade_to_base_removes_every_table(migration_app):
     # And the chain is repeatable: up again from base still matches the models.
     flask_migrate.upgrade()
     assert _schema_diff() == []
+
+
+def test_upgrade_keeps_existing_searches_and_feedback(migration_app):
+    """Upgrading a database that already holds searches, impressions and events keeps every row
+    (SQLite's batch mode rebuilds search_queries, which those rows reference)."""
+    from sqlalchemy import text
+
+    flask_migrate.upgrade(revision="74d504da1d93")
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO visitors (id, created_at) VALUES ('v1', CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text(
+                "INSERT INTO products (id, external_id, title, brand, description, bullet_points, category_path,"
+                " color, rating_count, image_url, is_active, created_at, updated_at) VALUES"
+                " (1, 'P1', 'Towel', '', '', '', '', '', 0, '', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO search_queries (id, visitor_id, text, normalized, filters, sort, page, result_count,"
+                " latency_ms, source, created_at) VALUES (1, 'v1', 'towel', 'towel', '{}', 'relevance', 1, 1, 1.0,"
+                " 'api', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(text("INSERT INTO impressions (search_id, product_id, position, ranker) VALUES (1, 1, 1, 'x')"))
+        conn.execute(
+            text(
+                "INSERT INTO events (type, visitor_id, product_id, search_id, position, quantity, created_at)"
+                " VALUES ('click', 'v1', 1, 1, 1, 1, CURRENT_TIMESTAMP)"
+            )
+        )
+    flask_migrate.upgrade()
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM search_queries WHERE fuzzy = false")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM impressions")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 1
+    assert _schema_diff() == []

@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict
 
 from flask import current_app
+from sqlalchemy import insert
 
 from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
@@ -45,10 +46,14 @@ def search_and_log(
         )
         db.session.add(query)
         db.session.flush()
-        db.session.add_all(
-            Impression(search_id=query.id, product_id=hit.card.id, position=hit.position, ranker=response.ranker)
-            for hit in response.hits
-        )
+        if response.hits:  # one executemany for the page's impressions, not an ORM flush per row
+            db.session.execute(
+                insert(Impression),
+                [
+                    {"search_id": query.id, "product_id": h.card.id, "position": h.position, "ranker": response.ranker}
+                    for h in response.hits
+                ],
+            )
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from engine.serving.bundle import BundleError, load_bundle
+from engine.serving.vectors import serve_single_threaded
 from webapp.extensions import db
 from webapp.models import ModelVersion
 from webapp.services.search_index import searcher_state, sync_searcher
@@ -30,6 +31,7 @@ def _active_row() -> tuple[int, str, str] | None:
 
 def _load_and_attach(state, version: tuple[int, str, str], variant: str, threads: int, cache: int) -> None:
     version_id, path, mode = version
+    serve_single_threaded()  # this process serves queries (a no-op after the first call)
     try:
         bundle = load_bundle(path, version_id, variant=variant, threads=threads, cache_size=cache, retrieval_mode=mode)
         state.searcher.attach(bundle)
@@ -69,6 +71,7 @@ def follow_active_version(wait: bool = False) -> None:
 
 def warm_up() -> None:
     """Build the index and load the active version before the first request (gunicorn hook, CLI)."""
+    serve_single_threaded()
     sync_searcher(force=True)
     follow_active_version(wait=True)
 
