@@ -12,7 +12,13 @@ from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import Job, ModelVersion
 from webapp.services.jobs import start_job
-from webapp.services.model_versions import activate_version, active_version, create_version, rollback_version
+from webapp.services.model_versions import (
+    activate_version,
+    active_version,
+    create_version,
+    mark_failed,
+    rollback_version,
+)
 
 model_cli = AppGroup("model", help="Build, list, activate and roll back model versions.")
 
@@ -47,7 +53,12 @@ def bootstrap_command(mode: str, force: bool, wait: bool, timeout: float) -> Non
         click.echo(f"version {existing.id} already exists ({existing.status}); use --force for another")
         return
     version = create_version("zero-shot all-MiniLM-L6-v2", retrieval_mode=mode)
-    job = start_job("build_version", "inference.build_version", {"version_id": version.id})
+    try:
+        job = start_job("build_version", "inference.build_version", {"version_id": version.id})
+    except Exception as exc:  # the broker is unreachable or misconfigured: leave no orphan "building" row
+        db.session.rollback()
+        mark_failed(version.id, f"could not enqueue the build: {exc}")
+        raise click.ClickException(f"could not enqueue the build of version {version.id}: {exc}") from None
     click.echo(f"version {version.id} building as job {job.id} on the inference queue")
     if wait:
         _follow(job.id, timeout)

@@ -70,9 +70,26 @@ def load_config(overrides: dict | None = None) -> dict:
         "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_UPLOAD_MB", "50")) * 1024 * 1024,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
         "ADMIN_LOGIN_LIMIT": env.get("KAIROS_ADMIN_LOGIN_LIMIT", "5 per minute"),
+        # Public limits (webapp/security.py): per visitor cookie, and per client address across
+        # search and events. Behind a proxy set KAIROS_PROXY_HOPS, or every shopper shares its address.
+        "SEARCH_RATE_LIMIT": env.get("KAIROS_SEARCH_RATE_LIMIT", "120 per minute"),
+        "EVENTS_RATE_LIMIT": env.get("KAIROS_EVENTS_RATE_LIMIT", "120 per minute"),
+        "IP_RATE_LIMIT": env.get("KAIROS_IP_RATE_LIMIT", "1200 per minute"),
+        "PROXY_HOPS": int(env.get("KAIROS_PROXY_HOPS", "0")),
+        # Set explicitly: Flask-Limiter otherwise inherits the previous app's value in one process.
+        "RATELIMIT_ENABLED": env.get("KAIROS_RATELIMIT_ENABLED", "1") not in ("0", "false", "no"),
+        "RATELIMIT_HEADERS_ENABLED": True,  # Retry-After on a 429
+        # Search must not need Redis: a limit store that cannot be reached falls back to per-process
+        # memory (rechecked with backoff), and any other limiter error lets the request through.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,  # Flask-Login's, should a "remember me" ever be offered
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
         "CELERY": {
             "broker_url": broker,
             "result_backend": backend,
@@ -86,8 +103,9 @@ def load_config(overrides: dict | None = None) -> dict:
             "task_default_queue": "inference",
             "broker_connection_retry_on_startup": True,
             # Redis redelivers an unacknowledged task after this long: longer than any task runs
-            # (a fine-tune takes hours on CPU), or a live run would be handed out twice.
-            "broker_transport_options": {"visibility_timeout": 6 * 3600},
+            # (a fine-tune takes hours on CPU), or a live run would be handed out twice. Only
+            # Redis takes this option; kombu's SQLAlchemy transport passes it to create_engine.
+            "broker_transport_options": {"visibility_timeout": 6 * 3600} if broker.startswith("redis") else {},
         },
     }
     if overrides:

@@ -17,7 +17,17 @@ def start_job(kind: str, task_name: str, params: dict) -> Job:
     job = Job(kind=kind, status="queued", params=params)
     db.session.add(job)
     db.session.commit()
-    job.celery_task_id = enqueue(task_name, job.id)
+    job_id = job.id
+    try:
+        job.celery_task_id = enqueue(task_name, job_id)
+    except Exception as exc:
+        # Never leave a "queued" row that no worker will ever receive (the broker is down or
+        # misconfigured): fail it with the reason, then let the caller report it.
+        db.session.rollback()
+        job = db.session.get(Job, job_id)
+        job.status, job.error, job.finished_at = "failed", f"could not enqueue {task_name}: {exc}"[:5000], utcnow()
+        db.session.commit()
+        raise
     db.session.commit()
     return job
 

@@ -60,20 +60,10 @@ def _refuse_if_running(kind: str, what: str) -> None:
 
 
 def _start(kind: str, task_name: str, params: dict) -> Job:
-    """start_job, but a broker that cannot be reached fails the job row instead of leaving it queued."""
+    """start_job, with an unreachable broker reported as a clear message (start_job fails the row)."""
     try:
         return start_job(kind, task_name, params)
     except BrokerUnavailable as exc:
-        db.session.rollback()
-        # start_job committed the row before enqueueing; it is the newest of its kind never sent.
-        orphan = db.session.scalar(
-            select(Job)
-            .where(Job.kind == kind, Job.status == "queued", Job.celery_task_id == "")
-            .order_by(Job.id.desc())
-        )
-        if orphan is not None:
-            orphan.status, orphan.error, orphan.finished_at = "failed", f"broker unavailable: {exc}", utcnow()
-            db.session.commit()
         raise InputError(f"the job queue cannot be reached ({exc}); nothing was started") from None
 
 

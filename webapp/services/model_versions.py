@@ -73,3 +73,11 @@ def rollback_version() -> ModelVersion:
     if previous is None:
         raise InputError("there is no earlier version to roll back to")
     return activate_version(previous.id)
+
+
+def mark_failed(version_id: int, reason: str) -> None:
+    """Record that a version will never serve, with the reason (shown by `model list` and the admin)."""
+    version = db.session.get(ModelVersion, version_id)
+    if version is not None and version.status == "building":
+        version.status, version.metrics = "failed", {**(version.metrics or {}), "error": reason[:2000]}
+        db.session.commit()
