@@ -134,3 +134,27 @@ def test_job_times_out_on_a_job_still_queued(app, runner):
     db.session.commit()
     result = runner.invoke(args=["model", "job", str(queued.id), "--timeout", "0.5"])
     assert result.exit_code == 1 and "is still queued" in result.output
+
+
+def test_bootstrap_with_an_unreachable_broker_leaves_nothing_building(app, runner, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    def refuse(*_args, **_kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(app.extensions["celery"], "send_task", refuse)
+    result = runner.invoke(args=["model", "bootstrap"])
+    assert result.exit_code != 0 and "could not enqueue" in result.output
+    db.session.expire_all()
+    assert [(v.status, "could not enqueue" in v.metrics["error"]) for v in versions()] == [("failed", True)]
+    job = db.session.scalar(select(Job))
+    assert job.status == "failed" and "Connection refused" in job.error
+
+
+def test_broker_transport_options_only_for_redis(monkeypatch):
+    from webapp.config import load_config
+
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    assert load_config()["CELERY"]["broker_transport_options"] == {}  # kombu's SQLAlchemy transport
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    assert load_config()["CELERY"]["broker_transport_options"]["visibility_timeout"] >= 3600
