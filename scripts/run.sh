@@ -23,6 +23,15 @@ pids=()
 stop() {
   trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Celery's warm shutdown waits for a running build, which can take minutes; after 10 s
+  # kill it: the task is acknowledged late, so the next start redoes it from a clean directory.
+  for _ in $(seq 20); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.5
+  done
+  for pid in "${pids[@]}"; do pkill -KILL -P "$pid" 2>/dev/null || true; kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap stop EXIT
