@@ -71,6 +71,7 @@ class SearchResponse:
     fuzzy: bool
     ranker: str
     brand_counts: dict[str, int]
+    model_version_id: int | None = None  # the version whose encoder ranked these results, if any
 
 
 class Searcher:
@@ -78,6 +79,8 @@ class Searcher:
 
     A ServingBundle (a model version's ONNX encoder, vectors and ranker) may be attached and
     swapped at any time; each search reads the reference once, so a swap never mixes versions.
+    Extra bundles (the versions of a running A/B experiment's variants) may be added; a search
+    names one as an override, and catalog changes are embedded into every bundle held.
     """
 
     def __init__(self, candidates: int = 300) -> None:
@@ -85,6 +88,7 @@ class Searcher:
         self.cards: dict[int, ProductCard] = {}
         self.candidates = candidates
         self.bundle: ServingBundle | None = None
+        self.extra_bundles: dict[int, ServingBundle] = {}  # version id -> bundle (A/B variants)
         self._lock = threading.Lock()
 
     def attach(self, bundle: ServingBundle | None) -> None:
@@ -99,6 +103,28 @@ class Searcher:
                 embed_cards(bundle, [c for c in self.cards.values() if c.id not in bundle.vectors])
             self.bundle = bundle
 
+    def add_bundle(self, bundle: ServingBundle) -> None:
+        """Hold another version's bundle (for per-search overrides), kept in step with the catalog."""
+        with self._lock:
+            missing = [c for c in self.cards.values() if c.id not in bundle.vectors]
+        embed_cards(bundle, missing)  # outside the lock, as in attach
+        with self._lock:
+            embed_cards(bundle, [c for c in self.cards.values() if c.id not in bundle.vectors])
+            self.extra_bundles[bundle.version_id] = bundle
+
+    def drop_bundle(self, version_id: int) -> None:
+        """Stop holding an extra bundle (searches that already read it finish with it)."""
+        with self._lock:
+            self.extra_bundles.pop(version_id, None)
+
+    def _bundles(self) -> list[ServingBundle]:
+        """Every bundle held, one per vector index (a bundle and its copy in another mode share one)."""
+        held: list[ServingBundle] = []
+        for bundle in [self.bundle, *self.extra_bundles.values()]:
+            if bundle is not None and all(bundle.vectors is not h.vectors for h in held):
+                held.append(bundle)
+        return held
+
     def apply_changes(self, cards: list[ProductCard], removed_ids: list[int]) -> int:
         """Add or replace products and drop removed ones; searches see them on return."""
         with self._lock:
@@ -106,8 +132,7 @@ class Searcher:
             gone = [i for i in removed_ids if i in self.cards]
             if not changed and not gone:
                 return 0
-            bundle = self.bundle
-            if bundle is not None:
+            for bundle in self._bundles():
                 # A product added or edited after the version was built gets its vector now,
                 # from the same encoder, so it is findable by meaning within the sync interval.
                 embed_cards(bundle, [c for c in changed if c.id not in bundle.vectors or c.id in self.cards])
@@ -132,12 +157,21 @@ class Searcher:
         return [(pid, s) for pid, s in hits if pid in self.cards and passes(self.cards[pid], filters)][:limit]
 
     def retrieve(
-        self, text: str, filters: Filters | None = None, limit: int | None = None, mode: str | None = None
+        self,
+        text: str,
+        filters: Filters | None = None,
+        limit: int | None = None,
+        mode: str | None = None,
+        bundle: ServingBundle | None = None,
     ) -> tuple[list[tuple[int, float]], LexicalResult, str]:
-        """Ranked (product id, score) candidates, the lexical result (facets, total) and the ranker used."""
+        """Ranked (product id, score) candidates, the lexical result (facets, total) and the ranker used.
+
+        bundle overrides the attached one for this search (an A/B variant's version); mode
+        overrides the bundle's retrieval mode.
+        """
         filters = filters or Filters()
         limit = limit or self.candidates
-        bundle = self.bundle
+        bundle = bundle or self.bundle
         mode = mode or (bundle.retrieval_mode if bundle is not None else "lexical")
         result = self.lexical.search(text, filters, limit=limit)
         lexical_hits = [(pid, score) for pid, score in result.hits if pid in self.cards]
@@ -191,9 +225,12 @@ class Searcher:
         priced.sort(key=lambda h: self.cards[h[0]].price, reverse=(sort == "price_desc"))
         return priced + unpriced  # unknown prices go last either way
 
-    def search(self, request: SearchRequest) -> SearchResponse:
-        """Retrieve, sort and cut one page of results."""
-        hits, result, ranker = self.retrieve(request.text, request.filters)
+    def search(
+        self, request: SearchRequest, bundle: ServingBundle | None = None, mode: str | None = None
+    ) -> SearchResponse:
+        """Retrieve, sort and cut one page of results (bundle and mode: as retrieve's overrides)."""
+        bundle = bundle or self.bundle  # read once: the version named in the response is the one used
+        hits, result, ranker = self.retrieve(request.text, request.filters, mode=mode, bundle=bundle)
         ordered = self._sorted(hits, request.sort, ranker)
         start = (request.page - 1) * request.page_size
         page = [
@@ -208,6 +245,7 @@ class Searcher:
             fuzzy=result.fuzzy,
             ranker=ranker,
             brand_counts=result.brand_counts,
+            model_version_id=bundle.version_id if bundle is not None and ranker.endswith(f":{bundle.name}") else None,
         )
 
 

@@ -27,6 +27,7 @@ NAV: list[NavItem] = [
     NavItem("admin.analytics", "Search analytics", "admin.analytics"),
     NavItem("admin.events", "Feedback", "admin.events"),
     NavItem("admin.models", "Models", "admin.models"),
+    NavItem("admin.experiments", "Experiments", "admin.experiments"),
     NavItem("admin.jobs", "Jobs", "admin.jobs"),
 ]
 
@@ -70,4 +71,4 @@ def _input_error(exc: InputError):
     return _error_page(400, str(exc))
 
 
-from webapp.admin import analytics, auth, catalog, feedback, jobs, models, overview  # noqa: E402,F401
+from webapp.admin import analytics, auth, catalog, experiments, feedback, jobs, models, overview  # noqa: E402,F401

@@ -1,4 +1,8 @@
-"""The search use case: run the shared search path and log the query and its impressions."""
+"""The search use case: run the shared search path and log the query and its impressions.
+
+While an A/B experiment runs, the visitor's variant chooses the model version and mode
+(webapp.services.assignment); the search records the variant and, at the visitor's first
+search under the experiment, their exposure, in the same transaction."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from sqlalchemy import insert
 from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
 from webapp.models import Impression, SearchQuery
+from webapp.services.assignment import record_exposure, serving_for
 from webapp.services.search_index import get_searcher
 from webapp.services.search_params import normalize_query
 from webapp.visitors import ensure_visitor_row
@@ -26,8 +31,10 @@ def search_and_log(
     request: SearchRequest, visitor_id: str | None, source: str = "storefront"
 ) -> tuple[SearchQuery, SearchResponse]:
     """Answer a search and record it with one impression per shown product, in one transaction."""
+    searcher = get_searcher()
+    serving = serving_for(visitor_id)
     started = time.perf_counter()
-    response = get_searcher().search(request)
+    response = searcher.search(request, bundle=serving.bundle, mode=serving.mode)
     latency_ms = (time.perf_counter() - started) * 1000
     try:
         if visitor_id:
@@ -43,14 +50,24 @@ def search_and_log(
             latency_ms=round(latency_ms, 3),
             source=source,
             fuzzy=response.fuzzy,
+            variant_id=serving.variant_id,
         )
         db.session.add(query)
         db.session.flush()
+        if serving.new_exposure and visitor_id:
+            # Exposed at this search's own stamp, so the analysis (searches at or after exposure) counts it.
+            record_exposure(serving.experiment_id, serving.variant_id, visitor_id, query.created_at)
         if response.hits:  # one executemany for the page's impressions, not an ORM flush per row
             db.session.execute(
                 insert(Impression),
                 [
-                    {"search_id": query.id, "product_id": h.card.id, "position": h.position, "ranker": response.ranker}
+                    {
+                        "search_id": query.id,
+                        "product_id": h.card.id,
+                        "position": h.position,
+                        "ranker": response.ranker,
+                        "model_version_id": response.model_version_id,
+                    }
                     for h in response.hits
                 ],
             )
