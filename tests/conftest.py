@@ -16,6 +16,16 @@ def test_database_url(tmp_path) -> str:
     return os.environ.get("KAIROS_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.db'}"
 
 
+def drop_everything() -> None:
+    """Drop every table, even with rows in the experiments <-> variants reference cycle."""
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        db.metadata.drop_all(conn)
+        conn.commit()
+
+
 @pytest.fixture
 def app(tmp_path):
     app = create_app({
@@ -32,7 +42,7 @@ def app(tmp_path):
         db.create_all()
         yield app
         db.session.remove()
-        db.drop_all()
+        drop_everything()
         db.engine.dispose()
 
 

@@ -43,6 +43,9 @@ def load_config(overrides: dict | None = None) -> dict:
         # How often a web worker looks for catalog changes; keeps new products searchable within a second.
         "INDEX_SYNC_SECONDS": float(env.get("KAIROS_INDEX_SYNC_SECONDS", "0.5")),
         "EVENTS_MAX_BATCH": 100,
+        # How long a web worker trusts its copy of the running experiment (start/stop show up after it).
+        "EXPERIMENT_CACHE_SECONDS": float(env.get("KAIROS_EXPERIMENT_CACHE_SECONDS", "1")),
+        "EXPERIMENT_SNAPSHOT_SECONDS": float(env.get("KAIROS_EXPERIMENT_SNAPSHOT_SECONDS", "3600")),
         # How often a web worker checks which model version is active (hot swap without restart).
         "VERSION_CHECK_SECONDS": float(env.get("KAIROS_VERSION_CHECK_SECONDS", "2")),
         "ENCODER_VARIANT": env.get("KAIROS_ENCODER_VARIANT", "int8"),  # a version's manifest may override
@@ -102,6 +105,13 @@ def load_config(overrides: dict | None = None) -> dict:
             },
             "task_default_queue": "inference",
             "broker_connection_retry_on_startup": True,
+            # A pool child killed mid-task (SIGKILL, the OOM killer) re-runs the task, up to its
+            # max_retries, after this delay; every task here is idempotent (it re-reads its job row).
+            # Past the retries worker/celery_app.py marks the job failed.
+            "task_retry_on_worker_lost": True,
+            "task_annotations": {
+                "*": {"default_retry_delay": float(env.get("KAIROS_WORKER_LOST_RETRY_SECONDS", "30"))}
+            },
             # Redis redelivers an unacknowledged task after this long: longer than any task runs
             # (a fine-tune takes hours on CPU), or a live run would be handed out twice. Only
             # Redis takes this option; kombu's SQLAlchemy transport passes it to create_engine.

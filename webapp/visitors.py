@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Flask, session
+from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Visitor
@@ -21,9 +22,15 @@ def current_visitor_id() -> str:
 def ensure_visitor_row(visitor_id: str) -> None:
     """Make sure the visitor exists in the database (flushed, committed by the caller's use case)."""
     # session.get answers from the identity map after the first look in a transaction.
-    if db.session.get(Visitor, visitor_id) is None:
-        db.session.add(Visitor(id=visitor_id))
-        db.session.flush()
+    if db.session.get(Visitor, visitor_id) is not None:
+        return
+    try:
+        # A savepoint: two first requests of one new visitor may race to insert the same id;
+        # the loser keeps its transaction and simply finds the row there.
+        with db.session.begin_nested():
+            db.session.add(Visitor(id=visitor_id))
+    except IntegrityError:
+        pass
 
 
 def init_app(app: Flask) -> None:
