@@ -12,7 +12,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     app.config.from_mapping(load_config(config))
 
-    from webapp import auth, cli, errors, models, visitors  # noqa: F401  (models register their tables)
+    from webapp import auth, cli, errors, models, security, visitors  # noqa: F401  (models register their tables)
     from webapp.admin import bp as admin_bp
     from webapp.api import bp as api_bp
     from webapp.celery_wiring import celery_init_app
@@ -26,7 +26,8 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     csrf.exempt(api_bp)  # JSON clients and beacons authenticate by visitor cookie, not forms
     login_manager.init_app(app)  # admin accounts (webapp.auth: identity, guard, roles)
-    limiter.init_app(app)  # only the admin login is limited
+    limiter.init_app(app)  # admin login, search and events (webapp.security)
+    security.init_app(app)  # CSP and other headers on every response; client address behind proxies
     celery_init_app(app)
     app.register_blueprint(storefront_bp)
     app.register_blueprint(api_bp, url_prefix="/api")

@@ -9,6 +9,7 @@ from flask.cli import AppGroup
 from engine.catalog.readers import CatalogFileError
 from webapp.cli_admin import admin_cli
 from webapp.cli_eval import eval_command
+from webapp.cli_jobs import jobs_cli
 from webapp.cli_model import model_cli
 from webapp.cli_simulate import simulate_command
 from webapp.services.catalog_import import import_catalog
@@ -51,3 +52,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(model_cli)
     app.cli.add_command(simulate_command)
     app.cli.add_command(admin_cli)
+    app.cli.add_command(jobs_cli)

@@ -8,6 +8,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from webapp.celery_wiring import enqueue
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import Job, ModelVersion
@@ -67,11 +68,27 @@ def bootstrap_command(mode: str, force: bool, wait: bool, timeout: float) -> Non
 @model_cli.command("train")
 @click.option("--parent", "parent_id", type=int, help="Version to fine-tune [default: the active one].")
 @click.option("--correction", type=click.Choice(["ips", "none"]), help="Position-bias correction [default: ips].")
-@click.option("--method", type=click.Choice(["full", "top_layers", "lora"]), help="Weights to train [FINE_TUNE_METHOD].")
+@click.option(
+    "--method", type=click.Choice(["full", "top_layers", "lora"]), help="Weights to train [FINE_TUNE_METHOD]."
+)
+@click.option(
+    "--resume", "resume_id", type=int, help="Re-run a fine-tune job that died; it resumes from its checkpoint."
+)
 @click.option("--wait/--no-wait", default=False, help="Follow the run's progress until it ends.")
 @click.option("--timeout", default=4 * 3600.0, show_default=True, help="Seconds to wait with --wait.")
-def train_command(parent_id: int | None, correction: str | None, method: str | None, wait: bool, timeout: float) -> None:
+def train_command(
+    parent_id: int | None, correction: str | None, method: str | None, resume_id: int | None, wait: bool, timeout: float
+) -> None:
     """Fine-tune a version on recent feedback on the training queue (as the admin's "Retrain now")."""
+    if resume_id is not None:
+        job = db.session.get(Job, resume_id)
+        if job is None or job.kind != "fine_tune" or job.status in ("succeeded", "cancelled"):
+            raise click.ClickException(f"job {resume_id} is not a fine-tune that can be re-run")
+        enqueue("training.fine_tune", job.id)  # the lock refuses it while the first run is still alive
+        click.echo(f"fine-tune job {job.id} re-queued; it resumes from its last checkpoint")
+        if wait:
+            _follow(job.id, timeout)
+        return
     parent = db.session.get(ModelVersion, parent_id) if parent_id else active_version()
     if parent is None:
         raise click.ClickException(f"no version {parent_id}" if parent_id else "no active version to fine-tune")

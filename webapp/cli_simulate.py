@@ -9,6 +9,7 @@ a loopback address unless --allow-remote says otherwise.
 from __future__ import annotations
 
 import ipaddress
+import time
 from urllib.parse import urlsplit
 
 import click
@@ -23,21 +24,31 @@ from webapp.cli_eval import _load, _select
 class HttpTransport:
     """One visitor: a requests.Session against the storefront's JSON API."""
 
-    def __init__(self, base_url: str, timeout: float) -> None:
+    def __init__(self, base_url: str, timeout: float, retries: int = 3) -> None:
         self.base = base_url.rstrip("/")
         self.timeout = timeout
+        self.retries = retries
         self.http = requests.Session()
+
+    def _send(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        """One request; a 429 (the shop's rate limit) waits its Retry-After (at most a minute) and retries."""
+        for attempt in range(self.retries + 1):
+            response = self.http.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
+            if response.status_code != 429 or attempt == self.retries:
+                break
+            time.sleep(min(float(response.headers.get("Retry-After") or 1), 60.0))
+        return response
 
     def search(self, params: dict[str, str]) -> dict:
         """GET /api/search; raises on any non-200 answer."""
-        response = self.http.get(f"{self.base}/api/search", params=params, timeout=self.timeout)
+        response = self._send("GET", "/api/search", params=params)
         if response.status_code != 200:
             raise RuntimeError(f"search answered {response.status_code}: {response.text[:200]}")
         return response.json()
 
     def send_events(self, events: list[dict]) -> None:
         """POST /api/events; raises when the shop refuses the batch."""
-        response = self.http.post(f"{self.base}/api/events", json={"events": events}, timeout=self.timeout)
+        response = self._send("POST", "/api/events", json={"events": events})
         if response.status_code != 201:
             raise RuntimeError(f"events answered {response.status_code}: {response.text[:200]}")
 

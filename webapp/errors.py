@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db
@@ -37,7 +37,26 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return _respond(exc.code or 500, exc.description or exc.name)
+        body, status = _respond(exc.code or 500, exc.description or exc.name)
+        # Keep the exception's own headers: Allow on a 405 (RFC 9110), WWW-Authenticate on a 401.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return body, status, headers
+
+    @app.teardown_appcontext
+    def release_session(_exc: BaseException | None) -> None:
+        # Runs before Flask-SQLAlchemy's own teardown (registered earlier, so called later). A
+        # connection cut after the response was made (a database restart) fails the session's
+        # closing ROLLBACK; that must not turn a finished request into a 500 from gunicorn.
+        try:
+            db.session.remove()
+        except SQLAlchemyError as exc:
+            app.logger.warning("database connection lost while closing the session: %s", exc)
+            if db.session.registry.has():
+                try:
+                    db.session.registry().invalidate()  # drop the dead connection instead of pooling it
+                except SQLAlchemyError:
+                    pass
+                db.session.registry.clear()
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError):

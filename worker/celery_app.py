@@ -6,7 +6,8 @@ disposes the database engine in each forked child so no connection crosses a for
 
 from __future__ import annotations
 
-from celery.signals import worker_process_init
+from billiard.exceptions import WorkerLostError
+from celery.signals import task_failure, worker_process_init
 
 from webapp import create_app
 from worker.schedule import beat_schedule
@@ -16,6 +17,17 @@ celery = flask_app.extensions["celery"]
 celery.conf.beat_schedule = beat_schedule(flask_app.config)  # `celery -A worker.celery_app beat`
 
 import worker.tasks  # noqa: E402,F401  (registers the tasks)
+
+
+@task_failure.connect
+def _fail_the_job_of_a_lost_worker(sender=None, exception=None, args=None, **_: object) -> None:
+    """A pool child killed more often than its task retries never reached run_job's error
+    handling; without this its job would say "running" forever."""
+    from webapp.services.jobs import JOB_TASKS, fail_lost_job
+
+    if isinstance(exception, WorkerLostError) and sender.name in JOB_TASKS.values() and args:
+        with flask_app.app_context():
+            fail_lost_job(int(args[0]), f"the worker process running it died: {exception} (no retries left)")
 
 
 @worker_process_init.connect

@@ -33,7 +33,13 @@ def beat_schedule(config: dict) -> dict:
             "task": "training.schedule_fine_tune",
             "schedule": float(config["FINE_TUNE_INTERVAL_SECONDS"]),
             "options": {"queue": "training", "expires": float(config["FINE_TUNE_INTERVAL_SECONDS"])},
-        }
+        },
+        # A/B charts over time: the running experiment's metrics, hourly unless configured.
+        "kairos-experiment-snapshots": {
+            "task": "experiments.snapshot_running",
+            "schedule": float(config.get("EXPERIMENT_SNAPSHOT_SECONDS", 3600)),
+            "options": {"expires": float(config.get("EXPERIMENT_SNAPSHOT_SECONDS", 3600))},
+        },
     }
 
 
@@ -78,7 +84,9 @@ class TrainingLock:
 class RedisLock(TrainingLock):
     """SET NX with an expiry, refreshed while the run reports; compare-and-delete on release."""
 
-    _REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+    _REFRESH = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+    )
     _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
     def __init__(self, url: str, job_id: int, ttl_seconds: float) -> None:

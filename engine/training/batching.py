@@ -55,7 +55,9 @@ def plan_batches(
     catalog_ids = np.asarray(sorted(set(catalog)), dtype=np.int64)
     plans: list[BatchPlan] = []
     for _ in range(epochs):
-        groups = [g for q in queries for g in _query_groups(by_query[q], examples, min(pairs_per_query, batch_size), rng)]
+        groups = [
+            g for q in queries for g in _query_groups(by_query[q], examples, min(pairs_per_query, batch_size), rng)
+        ]
         order = rng.permutation(len(groups))
         current: list[int] = []
         for g in order:

@@ -57,6 +57,20 @@ def uniform_model(max_position: int) -> PositionBiasModel:
     return PositionBiasModel(theta=np.ones(max_position), iterations=0, log_likelihood=0.0, impressions=0)
 
 
+def decreasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The closest non-increasing sequence in weighted least squares (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, weight, length]
+    for value, weight in zip(values, np.maximum(weights, _EPS), strict=True):
+        blocks.append([float(value), float(weight), 1])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            mean, total, length = blocks.pop()
+            last = blocks[-1]
+            last[0] = (last[0] * last[1] + mean * total) / (last[1] + total)
+            last[1] += total
+            last[2] += length
+    return np.concatenate([np.full(length, mean) for mean, _, length in blocks])
+
+
 def _log_likelihood(p_click: np.ndarray, clicks: np.ndarray) -> float:
     p = np.clip(p_click, _EPS, 1 - _EPS)
     return float(np.sum(np.where(clicks, np.log(p), np.log(1 - p))))
@@ -71,12 +85,15 @@ def fit_pbm(
     iterations: int = 1000,
     tolerance: float = 1e-9,
     prior: float = 0.1,
+    monotone: bool = True,
 ) -> PositionBiasModel:
     """Fit theta and gamma by EM on impressions (one row per shown product); returns the thetas.
 
     Positions deeper than max_position share one theta. `prior` adds that many pseudo-
     observations at 0.5 to every estimate, so a position or pair seen a few times does not
-    jump to 0 or 1 (where EM would stay stuck).
+    jump to 0 or 1 (where EM would stay stuck). `monotone` projects the fit onto curves that
+    never rise with depth: where the log barely tells positions apart (little variation in
+    where a product is shown), that assumption keeps the weights sane.
     """
     if not (len(queries) == len(products) == len(positions) == len(clicks)):
         raise ValueError("queries, products, positions and clicks must have the same length")
@@ -98,7 +115,8 @@ def fit_pbm(
     gamma = np.full(len(pair_index), 0.5)
     previous = -np.inf
     done = 0
-    for done in range(1, iterations + 1):
+    while done < iterations:
+        done += 1
         t, g = theta[pos], gamma[pairs]
         unclicked = np.maximum(1 - t * g, _EPS)
         # Posteriors for an unclicked impression: examined but unattractive, or attractive but unseen.
@@ -110,6 +128,8 @@ def fit_pbm(
         if abs(likelihood - previous) < tolerance * max(1.0, abs(likelihood)):
             break
         previous = likelihood
+    if monotone:
+        theta = decreasing(theta, n_pos)
     theta = np.clip(theta, _EPS, 1.0)
     return PositionBiasModel(
         theta=theta,

@@ -183,7 +183,9 @@ def build_dataset(
     shown: dict[int, dict[int, int]] = defaultdict(dict)  # search -> product -> position
     for imp in log.impressions:
         if imp.search_id not in searches:
-            counts["skipped_impressions_unknown_search" if imp.search_id not in known_ids else "held_out_impressions"] += 1
+            counts[
+                "skipped_impressions_unknown_search" if imp.search_id not in known_ids else "held_out_impressions"
+            ] += 1
         elif imp.product_id not in products:
             counts["skipped_impressions_unknown_product"] += 1
         elif 1 <= imp.position <= config.max_position:

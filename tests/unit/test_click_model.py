@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.training.click_model import fit_pbm, uniform_model
+from engine.training.click_model import decreasing, fit_pbm, uniform_model
 
 
 def synthetic_log(theta: np.ndarray, sessions: int, seed: int, shuffle: bool = True):
@@ -58,3 +58,11 @@ def test_edge_cases():
         fit_pbm(["q"], ["d"], [1, 2], [True])
     with pytest.raises(ValueError, match="max_position"):
         fit_pbm(["q"], ["d"], [1], [True], max_position=0)
+
+
+def test_a_log_without_position_variation_still_gives_a_decreasing_curve():
+    theta = np.array([1.0, 0.5, 0.33, 0.25, 0.2])
+    rows = synthetic_log(theta, 300, seed=4, shuffle=False)  # every product always at the same position
+    fitted = fit_pbm(*rows, max_position=5)
+    assert np.all(np.diff(fitted.relative()) <= 1e-12)
+    assert np.allclose(decreasing(np.array([1.0, 0.4, 0.6, 0.2]), np.array([1, 1, 3, 1])), [1.0, 0.55, 0.55, 0.2])

@@ -151,3 +151,17 @@ def test_config_from_job_params():
         FineTuneConfig.from_dict({"learning_rat": 1})
     with pytest.raises(ValueError, match="method"):
         fine_tune(tiny(), tiny_encoder()[1], training_set(), settings(method="everything"))
+
+
+def test_lora_trains_adapters_and_folds_them_back(tokenizer):
+    pytest.importorskip("peft")
+    model = tiny()
+    before = weights(model)
+    result = fine_tune(model, tokenizer, training_set(), settings(method="lora", lora_rank=4, epochs=2))
+    after = weights(result.model)
+    assert after.keys() == before.keys()  # a plain transformer again, ready for export
+    assert not any("lora" in k for k in after)
+    assert any(not torch.equal(before[k], after[k]) for k in before if ".attention." in k)
+    embeddings = "encoder.transformer.embeddings.word_embeddings.weight"
+    assert torch.equal(before[embeddings], after[embeddings])  # not an adapter target
+    assert result.trainable_parameters < sum(p.numel() for p in tiny().parameters())

@@ -58,8 +58,16 @@ SHOPPING = {
     "e-reader": {"K1": 100, "K2": 1},
     "hose for the garden": {"X1": 100},
 }
-TRAIN = {"method": "full", "epochs": 2, "batch_size": 8, "pairs_per_query": 4, "extra_negatives": 2,
-         "product_max_length": 32, "learning_rate": 1e-3, "checkpoint_every": 2}
+TRAIN = {
+    "method": "full",
+    "epochs": 2,
+    "batch_size": 8,
+    "pairs_per_query": 4,
+    "extra_negatives": 2,
+    "product_max_length": 32,
+    "learning_rate": 1e-3,
+    "checkpoint_every": 2,
+}
 
 
 class ClientVisitor:
@@ -141,9 +149,11 @@ def test_a_run_publishes_a_ready_child_with_metrics_and_logs(app, parent, monkey
     assert (child.status, child.parent_id) == ("ready", parent.id)  # never active by itself
     assert db.session.get(ModelVersion, parent.id).status == "active"
     summary = child.metrics["fine_tune"]
-    assert set(summary["before"]) == set(summary["after"]) == {
-        f"{split}_ndcg10_{mode}" for split in ("validation", "test") for mode in ("dense", "rrf")
-    }
+    assert (
+        set(summary["before"])
+        == set(summary["after"])
+        == {f"{split}_ndcg10_{mode}" for split in ("validation", "test") for mode in ("dense", "rrf")}
+    )
     assert summary["training"]["steps"] > 0 and summary["training"]["data"]["positive_pairs"] >= 3
     assert summary["training"]["data"].get("held_out_searches", 0) == 0  # the shoppers never searched a labelled query
     assert "test_ndcg10_rrf" in child.metrics  # the build reports the test half as usual
@@ -162,13 +172,13 @@ def test_the_gate_refuses_a_worse_model(app, parent, monkeypatch):
     def worse_after(searcher, labels):
         measured = real(searcher, labels)
         calls.append(measured)
-        return measured if len(calls) == 1 else {k: v - 0.2 for k, v in measured.items()}
+        return measured if len(calls) == 1 else {k: v - 0.2 for k, v in calls[0].items()}
 
     monkeypatch.setattr(fine_tune_module, "scores", worse_after)
     job = fine_tune_job(parent.id, **params(gate_margin=0.01))
     result = run_fine_tune_job(job.id)
     job = reload_job(job.id)
-    assert job.status == "failed" and "gate: validation NDCG@10 (rrf) fell" in job.error, job.result["logs"]
+    assert job.status == "failed" and "gate: validation NDCG@10 (rrf) fell" in job.error, "\n".join(job.result["logs"])
     assert result == {"refused": job.error} and job.error in job.result["logs"][-1]
     child = versions()[-1]
     assert child.id != parent.id and child.status == "failed" and "gate" in child.metrics["error"]
@@ -190,7 +200,9 @@ def test_one_run_at_a_time(app, parent):
     busy.status, busy.result = "running", {"heartbeat": utcnow().isoformat()}
     db.session.commit()
     job = fine_tune_job(parent.id, **params())
-    assert run_fine_tune_job(job.id) == {"refused": f"another fine-tune (job {busy.id}) is running; only one runs at a time"}
+    assert run_fine_tune_job(job.id) == {
+        "refused": f"another fine-tune (job {busy.id}) is running; only one runs at a time"
+    }
     assert reload_job(job.id).status == "failed"
     # A live duplicate of the running job itself leaves it alone.
     assert run_fine_tune_job(busy.id) is None and reload_job(busy.id).status == "running"

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from webapp.api import bp
 from webapp.errors import InputError
 from webapp.extensions import db
+from webapp.security import public_rate_limit
 from webapp.services.events import record_events
 from webapp.services.search import search_and_log
 from webapp.services.search_params import parse_search_args
@@ -15,6 +16,7 @@ from webapp.visitors import current_visitor_id
 
 
 @bp.get("/search")
+@public_rate_limit("search")
 def search():
     """Search the catalog; the response carries a search_id for feedback events."""
     search_request = parse_search_args(request.args, current_app.config["SEARCH_PAGE_SIZE"])
@@ -48,9 +50,13 @@ def search():
 
 
 @bp.post("/events")
+@public_rate_limit("events")
 def events():
     """Store a batch of click / add_to_cart / purchase events, all or nothing."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # a few KB of "[[[[..." nests deeper than the parser's stack: bad input, not a 500
+        body = None
     if not isinstance(body, dict):
         raise InputError('body must be a JSON object like {"events": [...]}')
     stored = record_events(body.get("events"), current_visitor_id(), current_app.config["EVENTS_MAX_BATCH"])

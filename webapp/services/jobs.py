@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import select
 
 from webapp.celery_wiring import enqueue
 from webapp.extensions import db
@@ -10,6 +13,12 @@ from webapp.models import Job, utcnow
 
 Work = Callable[[Job, Callable[[int, int], None]], dict]
 _TERMINAL = ("succeeded", "cancelled")
+# The task behind each kind of job, for sending a job again whose message was lost.
+JOB_TASKS = {
+    "catalog_import": "catalog.import_file",
+    "build_version": "inference.build_version",
+    "fine_tune": "training.fine_tune",
+}
 
 
 def start_job(kind: str, task_name: str, params: dict) -> Job:
@@ -30,6 +39,29 @@ def start_job(kind: str, task_name: str, params: dict) -> Job:
         raise
     db.session.commit()
     return job
+
+
+def requeue_stale_jobs(older_than_seconds: float) -> list[Job]:
+    """Send again the queued jobs that no worker started within older_than_seconds.
+
+    Their message was lost: a broker restarted without persistence keeps no queue. A copy that
+    does arrive later is harmless: the second run finds the job succeeded and returns early."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    stale = select(Job).where(Job.status == "queued", Job.created_at <= cutoff, Job.kind.in_(JOB_TASKS))
+    sent = []
+    for job in db.session.scalars(stale.order_by(Job.id)).all():
+        job.celery_task_id = enqueue(JOB_TASKS[job.kind], job.id)
+        db.session.commit()  # one by one: a broker lost half way leaves the rest for the next run
+        sent.append(job)
+    return sent
+
+
+def fail_lost_job(job_id: int, reason: str) -> None:
+    """Mark a job failed when its worker died and Celery will not run it again."""
+    job = db.session.get(Job, job_id)
+    if job is not None and job.status in ("queued", "running"):
+        job.status, job.error, job.finished_at = "failed", reason[:5000], utcnow()
+        db.session.commit()
 
 
 def _progress_writer(job: Job) -> Callable[[int, int], None]:

@@ -10,6 +10,7 @@ from engine.serving.searcher import SearchRequest
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import Product
+from webapp.security import public_rate_limit
 from webapp.services.events import record_events
 from webapp.services.search import search_and_log
 from webapp.services.search_index import get_searcher
@@ -36,6 +37,7 @@ def _popular_products(limit: int = 12):
 
 
 @bp.get("/search")
+@public_rate_limit("search")
 def search():
     """A results page: grid, facets, pagination; logs the query and its impressions."""
     try:

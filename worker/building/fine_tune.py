@@ -144,8 +144,10 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
     hooks.log(f"parent v{parent.id} loaded from {parent.artifact_path}")
     since = created_at - timedelta(days=settings.window_days)
     log = export_feedback(since, created_at, settings.dataset.max_position)  # 2
-    hooks.log(f"feedback {since:%Y-%m-%d %H:%M} to {created_at:%Y-%m-%d %H:%M}: {len(log.searches)} searches, "
-              f"{len(log.impressions)} impressions, {len(log.events)} events, {len(log.products)} products")
+    hooks.log(
+        f"feedback {since:%Y-%m-%d %H:%M} to {created_at:%Y-%m-%d %H:%M}: {len(log.searches)} searches, "
+        f"{len(log.impressions)} impressions, {len(log.events)} events, {len(log.products)} products"
+    )
     click_model = uniform_model(settings.dataset.max_position)
     if settings.correction == "ips":
         click_model = fit_pbm(*click_rows(log, settings.dataset.max_position), settings.dataset.max_position)
@@ -200,6 +202,8 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
     after: dict[str, float] = {}
 
     def gate(searcher: Searcher, metrics: dict) -> None:
+        if hooks.should_stop():
+            raise FineTuneRefused(f"cancelled by an admin before v{version.id} was published")
         after.update(scores(searcher, labels))
         key = f"validation_ndcg10_{settings.gate_mode}"
         hooks.log(f"after (v{version.id}): {after}")

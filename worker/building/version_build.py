@@ -177,7 +177,8 @@ def build_version(
         db.session.commit()
         raise
     version.status, version.metrics = "ready", metrics
-    if activate_if_none and active_version() is None:  # the first version serves at once; later ones wait for an admin or A/B
+    # The first version serves at once; later ones wait for an admin or an A/B test.
+    if activate_if_none and active_version() is None:
         version.status, version.activated_at = "active", utcnow()
     db.session.commit()
     return {"version_id": version_id, "status": version.status, **metrics}

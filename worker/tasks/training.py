@@ -11,9 +11,11 @@ last checkpoint.
 from __future__ import annotations
 
 import time
+
 from celery import shared_task
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from webapp.extensions import db
 from webapp.models import Job, utcnow
@@ -93,8 +95,8 @@ def run_fine_tune_job(job_id: int) -> dict | None:
     from worker.building.fine_tune import FineTuneRefused, Hooks, run_fine_tune  # torch: worker child only
 
     job = db.session.get(Job, job_id)
-    if job is None or job.status in ("succeeded", "failed", "cancelled"):
-        return None  # deleted, or a redelivery of finished work
+    if job is None or job.status in ("succeeded", "cancelled"):
+        return None  # deleted, or a redelivery of finished work (a failed run may be retried: it resumes)
     lock = training_lock(job_id)
     holder = lock.acquire()
     if holder == job_id:
@@ -126,7 +128,15 @@ def run_fine_tune_job(job_id: int) -> dict | None:
         lock.release()
 
 
-@shared_task(name="training.fine_tune", soft_time_limit=SOFT_LIMIT, time_limit=SOFT_LIMIT + 300, acks_late=True)
+@shared_task(
+    name="training.fine_tune",
+    soft_time_limit=SOFT_LIMIT,
+    time_limit=SOFT_LIMIT + 300,
+    acks_late=True,  # a worker that dies mid-run leaves the message for a re-run, which resumes
+    autoretry_for=(OperationalError,),  # the database blinking is transient; a retry resumes too
+    retry_backoff=30,
+    max_retries=3,
+)
 def fine_tune(job_id: int) -> dict | None:
     """Fine-tune the job's parent_version_id on recent feedback; a re-run resumes from its checkpoint."""
     return run_fine_tune_job(job_id)
@@ -138,4 +148,3 @@ def schedule_fine_tune() -> dict:
     from worker.schedule import maybe_start_fine_tune
 
     return maybe_start_fine_tune()
-

@@ -1,0 +1,252 @@
+"""The learning loop end to end: simulated shoppers on a running shop, a fine-tune through the
+real Celery worker, and NDCG@10 on the held-out test half before and after.
+
+    .venv/bin/python bench/learning_loop.py --instance DIR [--sessions 3000] [--seed 1]
+        [--corrections ips,none] [--train '{"max_steps": 40}'] [--redis redis://127.0.0.1:6379/8]
+
+DIR is an instance whose zero-shot version is built and active (`flask --app webapp model
+bootstrap --wait`). It is never modified: the bench works on a copy (database snapshot with
+an empty feedback log, model directories copied and their paths rewritten), migrated to
+head. It starts gunicorn (gunicorn.conf.py) on a free loopback port and a Celery worker
+(queues training and inference, Redis broker), runs `flask simulate --demo --split train`
+for N sessions (distinct visitors, one cookie each, train-half queries only), then for each
+position-bias setting runs one fine-tune job of the zero-shot version (`ips`: weights from
+the fitted click model; `none`: raw clicks) and prints test-half NDCG@10 side by side. The
+test half is never trained on nor used to choose anything; the gate uses a validation
+slice of the train half, whose queries are also kept out of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.latency_server import prepare, server_env, start_server  # noqa: E402
+
+CELERY = Path(sys.executable).with_name("celery")
+LABELS = {"ips": "IPS-corrected clicks", "none": "raw clicks (no correction)"}
+
+
+def copy_instance(source: Path, target: Path) -> int:
+    """Snapshot the instance's database and model directories; returns the active version's id."""
+    target.mkdir(parents=True)
+    dst = sqlite3.connect(target / "kairos.db")
+    with closing(sqlite3.connect(f"file:{source / 'kairos.db'}?mode=ro", uri=True)) as src:
+        src.backup(dst)  # a consistent snapshot even while the source has a live WAL
+    with dst:
+        for table in ("events", "impressions", "search_queries"):
+            dst.execute(f"DELETE FROM {table}")  # the loop learns from its own shoppers only
+        rows = dst.execute("SELECT id, status, artifact_path FROM model_versions").fetchall()
+        active = [r for r in rows if r[1] == "active"]
+        if len(active) != 1:
+            raise SystemExit(f"{source} needs exactly one active model version (found {len(active)})")
+        for version_id, _, path in rows:
+            if path and Path(path).is_dir():
+                copied = target / "models" / f"v{version_id}"
+                shutil.copytree(path, copied)
+                dst.execute("UPDATE model_versions SET artifact_path = ? WHERE id = ?", (str(copied), version_id))
+    dst.close()
+    return int(active[0][0])
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    command = [
+        str(CELERY),
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-Q",
+        "training,inference",
+        "--concurrency",
+        "1",
+        "--pool",
+        "prefork",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    with log.open("w") as out:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def run_job(app, parent_id: int, correction: str, train: dict, timeout: float) -> dict:
+    """Queue one fine-tune through the broker and follow its job row (printing its log) until it ends."""
+    from webapp.extensions import db
+    from webapp.models import Job
+    from webapp.services.jobs import start_job
+
+    with app.app_context():
+        params = {"parent_version_id": parent_id, "correction": correction, "train": train}
+        job_id = start_job("fine_tune", "training.fine_tune", params).id
+        print(f"\n== fine-tune job {job_id}: {LABELS[correction]}", flush=True)
+        shown, deadline, started = 0, time.monotonic() + timeout, time.monotonic()
+        while time.monotonic() < deadline:
+            db.session.expire_all()
+            job = db.session.get(Job, job_id)
+            logs = (job.result or {}).get("logs", [])
+            for line in logs[shown:]:
+                print(f"   {line[:220]}", flush=True)
+            shown = len(logs)
+            if job.status in ("succeeded", "failed", "cancelled"):
+                return {
+                    "job": job_id,
+                    "status": job.status,
+                    "error": job.error,
+                    "result": job.result,
+                    "seconds": time.monotonic() - started,
+                }
+            time.sleep(2)
+    raise SystemExit(f"job {job_id} did not finish within {timeout:.0f} s")
+
+
+def version_metrics(app, version_id: int | None) -> dict:
+    from webapp.extensions import db
+    from webapp.models import ModelVersion
+
+    with app.app_context():
+        version = db.session.get(ModelVersion, version_id) if version_id else None
+        return dict(version.metrics) if version is not None else {}
+
+
+def served(metrics: dict) -> tuple[float | None, str]:
+    """Test NDCG@10 of the mode the version serves (the learned ranker only where it earned its place)."""
+    if "test_ndcg10_hybrid" in metrics:
+        return metrics["test_ndcg10_hybrid"], "hybrid"
+    return metrics.get("test_ndcg10_rrf"), "rrf"
+
+
+def report(app, parent: int, zero_shot: dict, runs: dict[str, dict]) -> None:
+    """The side-by-side table and the relative gains."""
+    first = next(iter(runs.values()))["result"]
+    before = first.get("before", {})
+    base_served, base_mode = served(zero_shot)
+    print("\nNDCG@10 on the held-out test half (75 queries, never trained on or used to choose)")
+    print(f"{'model':<44} {'dense':>7} {'rrf':>7} {'served':>7}  mode   validation rrf  gate")
+    print(
+        f"{'zero-shot v' + str(parent):<44} {before.get('test_ndcg10_dense', 0):>7.4f} "
+        f"{before.get('test_ndcg10_rrf', 0):>7.4f} {base_served or 0:>7.4f}  {base_mode:<6} "
+        f"{before.get('validation_ndcg10_rrf', 0):>13.4f}"
+    )
+    for correction, run in runs.items():
+        result = run["result"] or {}
+        after = result.get("after") or {}
+        metrics = version_metrics(app, result.get("version_id"))
+        value, mode = served(metrics)
+        gate = "passed" if run["status"] == "succeeded" else f"refused ({run['error'][:60]})"
+        name = f"fine-tuned v{result.get('version_id', '?')}, {LABELS[correction]}"
+        print(
+            f"{name:<44} {after.get('test_ndcg10_dense', 0):>7.4f} {after.get('test_ndcg10_rrf', 0):>7.4f} "
+            f"{value or 0:>7.4f}  {mode:<6} {after.get('validation_ndcg10_rrf', 0):>13.4f}  {gate}"
+        )
+    print("\nrelative gain over zero-shot on the test half:")
+    for correction, run in runs.items():
+        after = (run["result"] or {}).get("after") or {}
+        gains = []
+        for mode in ("dense", "rrf"):
+            old, new = before.get(f"test_ndcg10_{mode}"), after.get(f"test_ndcg10_{mode}")
+            if old and new is not None:
+                gains.append(f"{mode} {100 * (new - old) / old:+.1f}%")
+        training = (run["result"] or {}).get("training", {})
+        print(
+            f"  {LABELS[correction]:<28} {', '.join(gains)}  ({training.get('steps')} steps, "
+            f"{training.get('pairs_per_second')} pairs/s, job {run['seconds'] / 60:.1f} min)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instance", type=Path, required=True)
+    parser.add_argument("--sessions", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=4, help="simulated visitors at a time")
+    parser.add_argument("--corrections", default="ips,none")
+    parser.add_argument("--train", default="{}", help="JSON overrides of FineTuneConfig for the jobs")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/8")
+    parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per fine-tune job")
+    parser.add_argument("--keep", action="store_true", help="keep the working copy (path printed)")
+    args = parser.parse_args()
+    import redis
+
+    work = Path(tempfile.mkdtemp(prefix="kairos-learning-loop-"))
+    instance = work / "instance"
+    parent = copy_instance(args.instance.resolve(), instance)
+    env = server_env(instance)
+    # One address plays thousands of shoppers: the shop's per-address limit would stop the crowd.
+    env.update(
+        CELERY_BROKER_URL=args.redis, CELERY_RESULT_BACKEND=args.redis, KAIROS_IP_RATE_LIMIT="1000000 per minute"
+    )
+    redis.Redis.from_url(args.redis).flushdb()  # no message or lock left by an interrupted earlier run
+    prepare(env, import_catalog=False)  # flask db upgrade on the copy
+    os.environ.update(env)
+    from webapp import create_app
+
+    app = create_app()
+    zero_shot = version_metrics(app, parent)
+    server = start_server("shop", env)
+    worker = start_worker(env, instance / "worker.log")
+    try:
+        server.wait_healthy(timeout=600)
+        print(f"shop at {server.base} serving v{parent}; worker log {instance / 'worker.log'}")
+        print(f"\n== simulating N = {args.sessions} shopper sessions (seed {args.seed})", flush=True)
+        started = time.monotonic()
+        simulate = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flask",
+                "--app",
+                "webapp",
+                "simulate",
+                "--base-url",
+                server.base,
+                "--demo",
+                "--split",
+                "train",
+                "--sessions",
+                str(args.sessions),
+                "--seed",
+                str(args.seed),
+                "--workers",
+                str(args.workers),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        print(simulate.stdout + simulate.stderr, f"({time.monotonic() - started:.0f} s)", flush=True)
+        if simulate.returncode != 0:
+            raise SystemExit("the simulation failed")
+        server.stop()  # the shop's job is done; its CPU goes to training
+        train = json.loads(args.train)
+        runs = {c: run_job(app, parent, c, train, args.timeout) for c in args.corrections.split(",")}
+        report(app, parent, zero_shot, runs)
+    finally:
+        server.stop()
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=60)
+        if args.keep:
+            print(f"working copy kept at {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Response security headers and the public rate limits (search and feedback events).
+
+Every response carries a Content-Security-Policy that the templates satisfy without
+'unsafe-inline': scripts and styles come only from /static, product images from any https
+host. The public endpoints are limited per visitor cookie and, more generously, per
+client address (a shopper who drops cookies still meets the address limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Flask, Response, current_app
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from webapp.extensions import limiter
+from webapp.visitors import current_visitor_id
+
+View = TypeVar("View", bound=Callable)
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "img-src 'self' https: data:",  # product images are remote https URLs
+        "script-src 'self'",
+        "style-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+    )
+)
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",  # for browsers that predate frame-ancestors
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+HSTS = "max-age=31536000; includeSubDomains"
+# Which config setting holds the per-visitor limit of each kind of public endpoint.
+LIMIT_SETTINGS = {"search": "SEARCH_RATE_LIMIT", "events": "EVENTS_RATE_LIMIT"}
+
+
+def _set_headers(response: Response) -> Response:
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    if current_app.config.get("ENV_NAME") == "production":
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
+def visitor_key() -> str:
+    """The rate-limit key of a shopper: the visitor cookie's id (given now if the request has none)."""
+    # A cookie-less request gets its id here, as the view would, so its first call counts too.
+    return f"vid:{current_visitor_id()}"
+
+
+def _429_message(kind: str) -> Callable[[], str]:
+    return lambda: f"too many {kind} requests; slow down and retry in a minute"
+
+
+def public_rate_limit(kind: str) -> Callable[[View], View]:
+    """Limit a public view per visitor (SEARCH_/EVENTS_RATE_LIMIT) and per address (IP_RATE_LIMIT)."""
+    setting = LIMIT_SETTINGS[kind]
+
+    def decorate(view: View) -> View:
+        # Shared by scope: the storefront page and the API draw on one search budget per visitor.
+        per_visitor = limiter.shared_limit(
+            lambda: current_app.config[setting],
+            scope=f"public-{kind}",
+            key_func=visitor_key,
+            error_message=_429_message(kind),
+        )
+        # One budget per address shared by every public endpoint, so search and events add up.
+        per_address = limiter.shared_limit(
+            lambda: current_app.config["IP_RATE_LIMIT"], scope="public-ip", error_message=_429_message(kind)
+        )
+        return per_address(per_visitor(view))
+
+    return decorate
+
+
+def init_app(app: Flask) -> None:
+    """Trust PROXY_HOPS proxies for the client address, and add the headers to every response."""
+    hops = int(app.config.get("PROXY_HOPS", 0))
+    if hops:
+        # Behind a load balancer every request comes from its address: rate limits need the client's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    app.after_request(_set_headers)
