@@ -37,6 +37,8 @@ def _follow(job_id: int, timeout: float) -> None:
             time.sleep(1)
     if job.status == "failed":
         raise click.ClickException(f"job {job_id} failed: {job.error}")
+    if job.status == "cancelled":
+        raise click.ClickException(f"job {job_id} was cancelled")
     if job.status != "succeeded":
         raise click.ClickException(f"job {job_id} is still {job.status}; check the worker (or raise --timeout)")
     click.echo(f"job {job_id} succeeded: {job.result}")

@@ -29,7 +29,9 @@ def test_the_window_its_impressions_events_and_catalog(app, make_product):
     db.session.add_all(
         [
             Event(type="click", visitor_id="v1", product_id=mug.id, search_id=recent.id, position=1, created_at=now),
-            Event(type="purchase", visitor_id="v1", product_id=gone.id, search_id=recent.id, position=3, created_at=now),
+            Event(
+                type="purchase", visitor_id="v1", product_id=gone.id, search_id=recent.id, position=3, created_at=now
+            ),
             Event(type="click", visitor_id="v1", product_id=mug.id, search_id=old.id, position=1, created_at=now),
             Event(type="click", visitor_id="v1", product_id=mug.id, created_at=now - timedelta(days=60)),
         ]
