@@ -22,6 +22,15 @@ def drop_everything() -> None:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             conn.commit()
+        else:
+            # A test that built a second app may leave a connection idle inside a transaction,
+            # holding locks DROP TABLE would wait on forever: end those, and never wait long.
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%%'"
+            )
+            conn.exec_driver_sql("SET lock_timeout = '60s'")
+            conn.commit()
         db.metadata.drop_all(conn)
         conn.commit()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db
@@ -57,6 +57,14 @@ def init_app(app: Flask) -> None:
                 except SQLAlchemyError:
                     pass
                 db.session.registry.clear()
+
+    @app.errorhandler(DataError)
+    def data_refused(exc: DataError):
+        # The database refused a value that validation let through (a NUL byte, a number or text
+        # beyond its column): the request's fault, answered as such instead of a 500.
+        db.session.rollback()
+        app.logger.warning("database refused a value: %s", exc.orig)
+        return _respond(400, "a value in the request cannot be stored (too long, out of range, or a NUL character)")
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError):

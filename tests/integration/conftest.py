@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import drop_everything
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Job
@@ -51,11 +52,11 @@ def worker_app(tmp_path, database_url):
         }
     )
     with app.app_context():
-        db.drop_all()
+        drop_everything()
         db.create_all()
         yield app
         db.session.remove()
-        db.drop_all()
+        drop_everything()
         db.engine.dispose()
 
 

@@ -172,6 +172,7 @@ def test_production_cookies_are_secure_httponly_and_samesite(monkeypatch, tmp_pa
             assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
             assert response.headers["Strict-Transport-Security"].startswith("max-age=")
         finally:
+            db.session.remove()  # its open transaction would block DROP on PostgreSQL
             db.drop_all()
             db.engine.dispose()
 
@@ -256,6 +257,7 @@ def test_search_fails_open_when_the_limit_store_is_unreachable(tmp_path):
             assert elapsed < 3.0
             assert db.session.scalar(select(func.count(Event.id))) == 0
         finally:
+            db.session.remove()  # its open transaction would block DROP on PostgreSQL
             db.drop_all()
             db.engine.dispose()
 
@@ -274,6 +276,7 @@ def test_proxy_hops_make_limits_key_on_the_client_address(tmp_path):
             assert [status("203.0.113.1") for _ in range(3)] == [200, 200, 429]
             assert status("203.0.113.2") == 200
         finally:
+            db.session.remove()  # its open transaction would block DROP on PostgreSQL
             db.drop_all()
             db.engine.dispose()
 

@@ -41,12 +41,12 @@ def parse_event(raw: object) -> EventInput:
     if raw.get("type") not in EVENT_TYPES:
         raise ValueError(f"type must be one of {', '.join(EVENT_TYPES)}")
     product = raw.get("product_id")
-    if not isinstance(product, str) or not 0 < len(product) <= 64:
+    if not isinstance(product, str) or not 0 < len(product) <= 64 or not product.isprintable():
         raise ValueError("product_id must be a product's external id")
     return EventInput(
         type=raw["type"],
         product_external_id=product,
-        search_id=_int_or_none(raw.get("search_id"), "search_id", 1, 2**62),
+        search_id=_int_or_none(raw.get("search_id"), "search_id", 1, 2**31 - 1),  # the column is a 32-bit integer
         position=_int_or_none(raw.get("position"), "position", 1, 10_000),
         quantity=_int_or_none(raw.get("quantity", 1), "quantity", 1, MAX_QUANTITY) or 1,
     )

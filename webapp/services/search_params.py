@@ -20,7 +20,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 def normalize_query(text: str) -> str:
     """Canonical form of a query for analytics and caching: NFKC, lower case, single spaces."""
-    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    # NFKC can lengthen text (one "\ufdfa" becomes 18 characters): keep it within the column.
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())[:MAX_QUERY_CHARS]
 
 
 def _float(args: MultiDict, name: str, low: float, high: float) -> float | None:
