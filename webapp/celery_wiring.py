@@ -23,5 +23,7 @@ def celery_init_app(app: Flask) -> Celery:
 
 def enqueue(task_name: str, *args: object) -> str:
     """Send a task by name so the web never imports worker code; returns the task id."""
-    result = current_app.extensions["celery"].send_task(task_name, args=list(args))
+    # Results live on the job row, never in the result backend: ignoring them keeps send_task from
+    # touching the backend at all (with Redis down it raised RuntimeError instead of a broker error).
+    result = current_app.extensions["celery"].send_task(task_name, args=list(args), ignore_result=True)
     return result.id
