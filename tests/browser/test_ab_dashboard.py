@@ -173,7 +173,7 @@ def page(lab):
             "**/*", lambda route: route.continue_() if route.request.url.startswith(lab["base"]) else route.abort()
         )
         page = context.new_page()
-        page.set_default_timeout(20_000)
+        page.set_default_timeout(45_000)
         page.on("dialog", lambda dialog: dialog.accept())  # the console's "are you sure?" confirms
         yield page
         browser.close()

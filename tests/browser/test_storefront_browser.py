@@ -196,7 +196,7 @@ def page(browser, shop):
         "**/*", lambda route: route.continue_() if route.request.url.startswith(shop["base"]) else route.abort()
     )
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(45_000)
     yield page
     context.close()
 
