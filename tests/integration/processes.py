@@ -62,12 +62,16 @@ class RedisServer:
             self.process.wait(timeout=10)
 
 
-def start_worker(env: dict[str, str], log_path: Path, queues: str = "inference,training") -> subprocess.Popen:
-    """A prefork Celery worker (one pool child) in its own process group."""
+def start_worker(
+    env: dict[str, str], log_path: Path, queues: str = "inference,training", name: str | None = None
+) -> subprocess.Popen:
+    """A prefork Celery worker (one pool child) in its own process group, as in production."""
     log = log_path.open("a")
     command = [str(Path(sys.executable).with_name("celery")), "-A", "worker.celery_app", "worker", "-Q", queues]
     command += ["--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO"]
     command += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
+    if name:
+        command += ["-n", f"{name}@%h"]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 

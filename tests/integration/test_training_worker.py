@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from sqlalchemy import select
 import worker.building.version_build as version_build
 from engine.evaluation.judgments import ESCI_GAINS, Judgments, Query
 from engine.evaluation.simulator import ShopperModel, Simulator
-from tests.integration.conftest import BROKER, ROOT, wait_for_job
+from tests.integration import processes
+from tests.integration.conftest import BROKER, wait_for_job
 from tests.unit.serving_fixtures import copy_export, tiny_model
 from webapp.extensions import db
 from webapp.models import Job, ModelVersion
@@ -79,27 +79,8 @@ class ClientVisitor:
 
 
 def start_worker(tmp_path: Path, env: dict, name: str) -> subprocess.Popen:
-    log = (tmp_path / f"{name}.log").open("w")
-    command = [
-        str(Path(sys.executable).with_name("celery")),
-        "-A",
-        "worker.celery_app",
-        "worker",
-        "-Q",
-        "training",
-        "--concurrency",
-        "1",
-        "--pool",
-        "prefork",
-        "--loglevel",
-        "INFO",
-        "--without-heartbeat",
-        "--without-gossip",
-        "--without-mingle",
-        "-n",
-        f"{name}@%h",
-    ]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    """A training-queue worker with its own node name and log (the shared launcher)."""
+    return processes.start_worker(env, tmp_path / f"{name}.log", queues="training", name=name)
 
 
 def test_a_killed_worker_leaves_no_half_version_and_the_rerun_resumes(
