@@ -43,6 +43,26 @@ def load_config(overrides: dict | None = None) -> dict:
         # How often a web worker looks for catalog changes; keeps new products searchable within a second.
         "INDEX_SYNC_SECONDS": float(env.get("KAIROS_INDEX_SYNC_SECONDS", "0.5")),
         "EVENTS_MAX_BATCH": 100,
+        # Time-sensitive ranking (engine/ranking, webapp/services/signals.py, context_ranking.py):
+        # decayed counts at two half-lives (seconds), mirrored into every web worker this often;
+        # event times a client sends are clamped within the skew and refused beyond the age.
+        "SIGNAL_SHORT_HALF_LIFE": float(env.get("KAIROS_SIGNAL_SHORT_HALF_LIFE", "3600")),
+        "SIGNAL_LONG_HALF_LIFE": float(env.get("KAIROS_SIGNAL_LONG_HALF_LIFE", "86400")),
+        "SIGNAL_SYNC_SECONDS": float(env.get("KAIROS_SIGNAL_SYNC_SECONDS", "0.2")),
+        "EVENT_MAX_FUTURE_SECONDS": float(env.get("KAIROS_EVENT_MAX_FUTURE_SECONDS", "300")),
+        "EVENT_MAX_AGE_DAYS": float(env.get("KAIROS_EVENT_MAX_AGE_DAYS", "7")),
+        # The shopper's session profile: interactions within this window, at most this many.
+        "PERSONALIZATION": env.get("KAIROS_PERSONALIZATION", "1") not in ("0", "false", "no"),
+        "PROFILE_WINDOW_HOURS": float(env.get("KAIROS_PROFILE_WINDOW_HOURS", "6")),
+        "PROFILE_MAX_EVENTS": int(env.get("KAIROS_PROFILE_MAX_EVENTS", "50")),
+        # New products: lifted by at most this much (score units) while new and little seen.
+        "EXPLORE_BONUS": float(env.get("KAIROS_EXPLORE_BONUS", "0.3")),
+        "EXPLORE_DAYS": float(env.get("KAIROS_EXPLORE_DAYS", "14")),
+        # The stage-2 ranker: refitted by beat on this many days of logged pages; workers poll for it.
+        "CONTEXT_FIT_INTERVAL_SECONDS": float(env.get("KAIROS_CONTEXT_FIT_INTERVAL", "900")),
+        "CONTEXT_FIT_DAYS": float(env.get("KAIROS_CONTEXT_FIT_DAYS", "14")),
+        "CONTEXT_FIT_MAX_PAGES": int(env.get("KAIROS_CONTEXT_FIT_MAX_PAGES", "50000")),
+        "CONTEXT_RANKER_CHECK_SECONDS": float(env.get("KAIROS_CONTEXT_RANKER_CHECK_SECONDS", "2")),
         # How long a web worker trusts its copy of the running experiment (start/stop show up after it).
         "EXPERIMENT_CACHE_SECONDS": float(env.get("KAIROS_EXPERIMENT_CACHE_SECONDS", "1")),
         "EXPERIMENT_SNAPSHOT_SECONDS": float(env.get("KAIROS_EXPERIMENT_SNAPSHOT_SECONDS", "3600")),
@@ -102,6 +122,7 @@ def load_config(overrides: dict | None = None) -> dict:
                 "catalog.*": {"queue": "inference"},
                 "inference.*": {"queue": "inference"},
                 "training.*": {"queue": "training"},
+                "ranking.*": {"queue": "training"},
             },
             "task_default_queue": "inference",
             "broker_connection_retry_on_startup": True,

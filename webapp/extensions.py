@@ -1,5 +1,7 @@
 """Extensions are created unbound here and bound to an app in the factory."""
 
+import math
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -44,4 +46,8 @@ def tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        try:
+            cursor.execute("SELECT exp(0)")  # signal decay runs in SQL; some SQLite builds lack math functions
+        except Exception:
+            dbapi_connection.create_function("exp", 1, math.exp, deterministic=True)
         cursor.close()

@@ -28,6 +28,7 @@ class ProductRecord:
     rating: float | None = None
     rating_count: int = 0
     image_url: str = ""
+    in_stock: bool = True
     is_active: bool = True
 
     def fields(self) -> dict:
@@ -87,13 +88,14 @@ def _category(doc: dict) -> str:
     return path
 
 
-def _active(doc: dict) -> bool:
-    value = doc.get("is_active", True)
-    if isinstance(value, bool):
-        return value
+def _flag(doc: dict, name: str) -> bool:
+    """A yes/no field that is true when absent or empty."""
+    value = doc.get(name, True)
+    if value is None or isinstance(value, bool):
+        return value is not False
     if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "0", "false", "no", ""}:
         return value.strip().lower() in {"1", "true", "yes", ""}
-    raise RecordError("is_active must be true or false")
+    raise RecordError(f"{name} must be true or false")
 
 
 def validate_record(doc: object, fallback_id: str | None = None) -> ProductRecord:
@@ -127,5 +129,6 @@ def validate_record(doc: object, fallback_id: str | None = None) -> ProductRecor
         rating=_number(doc, "rating", 0, 5),
         rating_count=int(rating_count or 0),
         image_url=image_url,
-        is_active=_active(doc),
+        in_stock=_flag(doc, "in_stock"),
+        is_active=_flag(doc, "is_active"),
     )

@@ -68,13 +68,21 @@ def fit_pairwise(
         weights.append(gains[i] - gains[j])
     if not diffs:
         raise ValueError("no pairs with different gains to learn from")
-    x = np.concatenate(diffs).astype(np.float64)
-    pair_weight = np.concatenate(weights).astype(np.float64)
-    pair_weight /= pair_weight.sum()
+    w = fit_pair_differences(np.concatenate(diffs), np.concatenate(weights), epochs=epochs, lr=lr, l2=l2)
+    return LinearRanker(weights={name: float(v) for name, v in zip(FEATURES, w, strict=True)})
+
+
+def fit_pair_differences(
+    diffs: np.ndarray, pair_weights: np.ndarray, epochs: int = 300, lr: float = 0.5, l2: float = 1e-3
+) -> np.ndarray:
+    """Weights w minimising the weighted logistic loss of w . (x_better - x_worse) over the pairs."""
+    x = diffs.astype(np.float64)
+    pair_weight = pair_weights.astype(np.float64)
+    pair_weight = pair_weight / pair_weight.sum()
     w = np.zeros(x.shape[1])
     for _ in range(epochs):
         margin = x @ w
         # d/dw of sum_p weight_p * log(1 + exp(-margin_p)), numerically stable via tanh-free sigmoid.
         grad = -(pair_weight * (1.0 / (1.0 + np.exp(np.clip(margin, -30, 30))))) @ x + l2 * w
         w -= lr * grad
-    return LinearRanker(weights={name: float(v) for name, v in zip(FEATURES, w, strict=True)})
+    return w

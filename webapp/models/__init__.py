@@ -1,5 +1,6 @@
 """Typed SQLAlchemy models, split by domain."""
 
+from webapp.models import product_changes  # noqa: F401  (registers the price-cut / restock flush hook)
 from webapp.models.activity import EVENT_TYPES, Event, Impression, SearchQuery, Visitor
 from webapp.models.admin import ADMIN_ROLES, AdminUser
 from webapp.models.base import utcnow
@@ -12,9 +13,14 @@ from webapp.models.experiments import (
     ExperimentVariant,
 )
 from webapp.models.ml import JOB_STATUSES, MODEL_STATUSES, Job, ModelVersion
+from webapp.models.signals import CONTEXT_RANKER_STATUSES, ContextRankerFit, ProductSignal, QuerySignal
 
 __all__ = [
     "ADMIN_ROLES",
+    "CONTEXT_RANKER_STATUSES",
+    "ContextRankerFit",
+    "ProductSignal",
+    "QuerySignal",
     "EXPERIMENT_STATUSES",
     "AdminUser",
     "Experiment",

@@ -53,6 +53,8 @@ class Impression(db.Model):
     position: Mapped[int] = mapped_column(Integer)
     ranker: Mapped[str] = mapped_column(String(64), default="lexical")
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    # Stage 2's feature values as the shopper saw them: the context ranker is fitted on these.
+    features: Mapped[dict | None] = mapped_column(JSON)
 
 
 class Event(db.Model):
@@ -69,3 +71,5 @@ class Event(db.Model):
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     value: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    # When it happened as the client says (clamped to the policy); null: at created_at.
+    occurred_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -20,6 +20,7 @@ PRODUCT_FIELDS = (
     "rating",
     "rating_count",
     "image_url",
+    "in_stock",
 )
 
 
@@ -39,6 +40,11 @@ class Product(db.Model):
     rating_count: Mapped[int] = mapped_column(Integer, default=0)
     image_url: Mapped[str] = mapped_column(String(1000), default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    in_stock: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Set by webapp.models.product_changes when a save cuts the price or restocks the product.
+    price_dropped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    price_drop: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    restocked_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # Indexed: every web worker polls "changed since" to keep its in-memory index fresh.
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

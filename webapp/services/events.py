@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from flask import current_app
 from sqlalchemy import select
 
+from engine.ranking.decay import TimestampError, TimestampPolicy, checked_time
 from webapp.errors import InputError
 from webapp.extensions import db
-from webapp.models import EVENT_TYPES, Event, Impression, Product, SearchQuery
+from webapp.models import EVENT_TYPES, Event, Impression, Product, SearchQuery, utcnow
+from webapp.services.context_ranking import epoch
+from webapp.services.signals import record_actions
 from webapp.visitors import ensure_visitor_row
 
 MAX_QUANTITY = 100
@@ -21,6 +27,27 @@ class EventInput:
     search_id: int | None = None
     position: int | None = None
     quantity: int = 1
+    ts: float | None = None  # when it happened, epoch seconds, as the client says
+
+
+def _timestamp(value: object) -> float | None:
+    """Epoch seconds from a number or an ISO 8601 string (naive means UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("ts must be epoch seconds or an ISO 8601 time")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("ts must be a finite number")
+        return float(value)
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    raise ValueError("ts must be epoch seconds or an ISO 8601 time")
 
 
 def _int_or_none(value: object, name: str, low: int, high: int) -> int | None:
@@ -35,7 +62,7 @@ def parse_event(raw: object) -> EventInput:
     """Validate one event object's shape (not yet its references)."""
     if not isinstance(raw, dict):
         raise ValueError("event must be an object")
-    unknown = set(raw) - {"type", "product_id", "search_id", "position", "quantity"}
+    unknown = set(raw) - {"type", "product_id", "search_id", "position", "quantity", "ts"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if raw.get("type") not in EVENT_TYPES:
@@ -49,7 +76,21 @@ def parse_event(raw: object) -> EventInput:
         search_id=_int_or_none(raw.get("search_id"), "search_id", 1, 2**31 - 1),  # the column is a 32-bit integer
         position=_int_or_none(raw.get("position"), "position", 1, 10_000),
         quantity=_int_or_none(raw.get("quantity", 1), "quantity", 1, MAX_QUANTITY) or 1,
+        ts=_timestamp(raw.get("ts")),
     )
+
+
+def _event_times(inputs: list[EventInput], now: float) -> tuple[list[float], list[dict]]:
+    """Each event's time under the policy: clock skew clamped, the future and the far past refused."""
+    config = current_app.config
+    policy = TimestampPolicy(config["EVENT_MAX_FUTURE_SECONDS"], config["EVENT_MAX_AGE_DAYS"] * 86400)
+    times, errors = [], []
+    for index, event in enumerate(inputs):
+        try:
+            times.append(checked_time(event.ts, now, policy))
+        except TimestampError as exc:
+            errors.append({"index": index, "error": str(exc)})
+    return times, errors
 
 
 def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Product], list[dict]]:
@@ -85,6 +126,13 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
     return products, errors
 
 
+def _search_queries(search_ids: set[int]) -> dict[int, str]:
+    if not search_ids:
+        return {}
+    rows = db.session.execute(select(SearchQuery.id, SearchQuery.normalized).where(SearchQuery.id.in_(search_ids)))
+    return {row.id: row.normalized for row in rows}
+
+
 def record_events(raw_events: object, visitor_id: str, max_batch: int) -> list[Event]:
     """Store a batch of events for a visitor; any bad event rejects the whole batch (InputError)."""
     if not isinstance(raw_events, list) or not raw_events:
@@ -97,6 +145,10 @@ def record_events(raw_events: object, visitor_id: str, max_batch: int) -> list[E
             inputs.append(parse_event(raw))
         except ValueError as exc:
             errors.append({"index": index, "error": str(exc)})
+    if errors:
+        raise InputError("invalid events; nothing was stored", errors)
+    received = utcnow()
+    times, errors = _event_times(inputs, epoch(received))
     if errors:
         raise InputError("invalid events; nothing was stored", errors)
     products, errors = _resolve(inputs, visitor_id)
@@ -113,10 +165,18 @@ def record_events(raw_events: object, visitor_id: str, max_batch: int) -> list[E
                 position=e.position if e.search_id else None,
                 quantity=e.quantity,
                 value=(products[e.product_external_id].price or 0) * e.quantity if e.type == "purchase" else None,
+                created_at=received,
+                occurred_at=datetime.fromtimestamp(at, UTC).replace(tzinfo=None) if e.ts is not None else None,
             )
-            for e in inputs
+            for e, at in zip(inputs, times, strict=True)
         ]
         db.session.add_all(events)
+        queries = _search_queries({e.search_id for e in inputs if e.search_id is not None})
+        # The counts commit with the events: a stored event is always counted, a refused one never.
+        record_actions(
+            (products[e.product_external_id].id, e.type, 1.0, at, queries.get(e.search_id, ""))
+            for e, at in zip(inputs, times, strict=True)
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -12,12 +12,15 @@ from dataclasses import asdict
 from flask import current_app
 from sqlalchemy import insert
 
+from engine.ranking.context import CONTEXT_FEATURES
 from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
 from webapp.models import Impression, SearchQuery
 from webapp.services.assignment import record_exposure, serving_for
+from webapp.services.context_ranking import search_context
 from webapp.services.search_index import get_searcher
 from webapp.services.search_params import normalize_query
+from webapp.services.signals import record_impressions
 from webapp.visitors import ensure_visitor_row
 
 
@@ -27,6 +30,16 @@ def _filters_json(request: SearchRequest) -> dict:
     }
 
 
+def _logged_features(response: SearchResponse, product_id: int) -> dict | None:
+    """Stage 2's features of a shown product as the shopper saw them (the context ranker's training data)."""
+    staged = response.context
+    if staged is None or product_id not in staged.features:
+        return None
+    values = {name: round(float(v), 5) for name, v in zip(CONTEXT_FEATURES, staged.features[product_id], strict=True)}
+    values["explore"] = round(staged.explore.get(product_id, 0.0), 5)
+    return values
+
+
 def search_and_log(
     request: SearchRequest, visitor_id: str | None, source: str = "storefront"
 ) -> tuple[SearchQuery, SearchResponse]:
@@ -34,7 +47,8 @@ def search_and_log(
     searcher = get_searcher()
     serving = serving_for(visitor_id)
     started = time.perf_counter()
-    response = searcher.search(request, bundle=serving.bundle, mode=serving.mode)
+    context = search_context(visitor_id, request.text, searcher, serving.bundle or searcher.bundle)
+    response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context)
     latency_ms = (time.perf_counter() - started) * 1000
     try:
         if visitor_id:
@@ -67,10 +81,12 @@ def search_and_log(
                         "position": h.position,
                         "ranker": response.ranker,
                         "model_version_id": response.model_version_id,
+                        "features": _logged_features(response, h.card.id),
                     }
                     for h in response.hits
                 ],
             )
+            record_impressions([h.card.id for h in response.hits], context.now)
         db.session.commit()
     except Exception:
         db.session.rollback()

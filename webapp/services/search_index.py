@@ -17,6 +17,8 @@ from sqlalchemy import select
 from engine.serving.searcher import ProductCard, Searcher
 from webapp.extensions import db
 from webapp.models import Product, utcnow
+from webapp.services.context_ranking import epoch, follow_context_ranker
+from webapp.services.signal_sync import sync_signals
 
 # Look a little behind the previous sync: a transaction may commit a row stamped a few
 # seconds before it became visible. Rows already applied at the same stamp are skipped.
@@ -52,6 +54,10 @@ def product_card(product: Product) -> ProductCard:
         category=product.category_path or "",
         bullet_points=product.bullet_points or "",
         description=product.description or "",
+        created_at=epoch(product.created_at) if product.created_at else None,
+        price_dropped_at=epoch(product.price_dropped_at) if product.price_dropped_at else None,
+        price_drop=product.price_drop or 0.0,
+        restocked_at=epoch(product.restocked_at) if product.restocked_at else None,
     )
 
 
@@ -110,4 +116,7 @@ def get_searcher() -> Searcher:
 
     sync_searcher()
     follow_active_version()
-    return searcher_state().searcher
+    searcher = searcher_state().searcher
+    sync_signals(searcher.board)
+    follow_context_ranker(searcher)
+    return searcher

@@ -1,0 +1,137 @@
+"""Context features: what the moment and the shopper add to a candidate's relevance.
+
+Stage 1 (engine.serving.hybrid) orders candidates by relevance to the words. Stage 2 looks
+at the head of that list with signals that change by the minute (trending, what was bought
+after this query, freshness, price drops, restocks) and with the shopper's session profile.
+Every feature is 0 when there is nothing to say (a quiet product, a new visitor), so a cold
+start ranks exactly as stage 1 does up to the relevance column's weight.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.ranking.board import QUIET, ProductActivity, SignalBoard
+from engine.ranking.decay import HalfLives, trend
+from engine.ranking.profile import ShopperProfile
+
+CONTEXT_FEATURES = (
+    "relevance",  # stage-1 rank, as 10 / (10 + rank): scale-free across retrieval modes
+    "ctr",  # long-run engagement per impression, smoothed toward a prior
+    "popularity_recent",  # engagement within the short half-life
+    "trending",  # short-horizon rate against the long one
+    "query_affinity",  # engagement after this very query
+    "freshness",  # how new the product is
+    "price_drop",  # a recent price cut, by its size
+    "back_in_stock",  # recently restocked
+    "profile_sim",  # cosine of the session profile's embedding with the product's
+    "brand_affinity",  # the profile's share of attention on this brand
+    "category_affinity",  # ... on this top-level category
+    "price_fit",  # the price sits in the profile's price band
+)
+PERSONAL_FEATURES = ("profile_sim", "brand_affinity", "category_affinity", "price_fit")
+CTR_PRIOR_IMPRESSIONS = 20.0
+CTR_PRIOR = 0.05
+POPULARITY_SCALE = math.log1p(100.0)
+QUERY_SCALE = math.log1p(20.0)
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    """Time constants of the freshness signals and the exploration policy."""
+
+    freshness_days: float = 30.0  # e-folding age of the freshness feature
+    change_days: float = 7.0  # e-folding age of price-drop and restock features
+    explore_days: float = 14.0  # new products get the exploration bonus for this long
+    explore_impressions: float = 50.0  # ... halved after this many (long-horizon) impressions
+    explore_bonus: float = 0.0  # the most a brand-new product is lifted, in score units (0: off)
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    """What the catalog knows about a product's timeline (epoch seconds; None: never)."""
+
+    created_at: float | None = None
+    price_dropped_at: float | None = None
+    price_drop: float = 0.0  # fraction of the old price taken off at the last cut
+    restocked_at: float | None = None
+    brand: str = ""
+    category: str = ""
+    price: float | None = None
+
+
+def engagement(activity: ProductActivity, horizon: int) -> float:
+    """Clicks, carts and purchases at one horizon (0 short, 1 long), weighted by commitment."""
+    return activity.click[horizon] + 2.0 * activity.add_to_cart[horizon] + 3.0 * activity.purchase[horizon]
+
+
+def _since(now: float, at: float | None, scale_days: float) -> float:
+    if at is None:
+        return 0.0
+    return math.exp(-max(now - at, 0.0) / (scale_days * DAY))
+
+
+def top_category(path: str) -> str:
+    return path.split(">")[0].strip().lower() if path else ""
+
+
+def exploration(facts: ProductFacts, activity: ProductActivity, now: float, settings: ContextSettings) -> float:
+    """In [0, 1]: 1 for a brand-new product nobody has seen, falling with age and with exposure."""
+    if facts.created_at is None or settings.explore_days <= 0:
+        return 0.0
+    age_share = 1.0 - max(now - facts.created_at, 0.0) / (settings.explore_days * DAY)
+    if age_share <= 0:
+        return 0.0
+    return min(age_share, 1.0) / (1.0 + activity.impression[1] / settings.explore_impressions)
+
+
+def _personal(facts: ProductFacts, sim: float, profile: ShopperProfile) -> tuple[float, float, float, float]:
+    brand = profile.brands.get(facts.brand.lower(), 0.0) if facts.brand else 0.0
+    category = profile.categories.get(top_category(facts.category), 0.0)
+    fit = 0.0
+    if profile.price_band is not None and facts.price is not None:
+        low, high = profile.price_band
+        fit = 1.0 if low <= facts.price <= high else 0.0
+    return sim, brand, category, fit
+
+
+def context_matrix(
+    ids: Sequence[int],
+    query: str,
+    board: SignalBoard,
+    facts: Mapping[int, ProductFacts],
+    now: float,
+    settings: ContextSettings,
+    profile: ShopperProfile | None = None,
+    profile_sims: Mapping[int, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(features (n, len(CONTEXT_FEATURES)), exploration (n,)) for candidates in stage-1 order."""
+    half_lives: HalfLives = board.half_lives
+    per_query = board.query_activity(query, now) if query else {}
+    rows = np.zeros((len(ids), len(CONTEXT_FEATURES)), dtype=np.float32)
+    explore = np.zeros(len(ids), dtype=np.float32)
+    blank = ProductFacts()
+    for row, pid in enumerate(ids):
+        activity = board.activity(pid, now)
+        fact = facts.get(pid, blank)
+        short, long = engagement(activity, 0), engagement(activity, 1)
+        after_query = per_query.get(pid, QUIET)
+        personal = _personal(fact, (profile_sims or {}).get(pid, 0.0), profile) if profile is not None else (0, 0, 0, 0)
+        rows[row] = (
+            10.0 / (10.0 + row + 1),
+            (long + CTR_PRIOR * CTR_PRIOR_IMPRESSIONS) / (activity.impression[1] + CTR_PRIOR_IMPRESSIONS) - CTR_PRIOR,
+            math.log1p(short) / POPULARITY_SCALE,
+            max(-3.0, min(3.0, trend(short, long, half_lives))) / 3.0,
+            math.log1p(engagement(after_query, 0) + engagement(after_query, 1)) / QUERY_SCALE,
+            _since(now, fact.created_at, settings.freshness_days),
+            fact.price_drop * _since(now, fact.price_dropped_at, settings.change_days),
+            _since(now, fact.restocked_at, settings.change_days),
+            *personal,
+        )
+        explore[row] = exploration(fact, activity, now, settings)
+    return rows, explore

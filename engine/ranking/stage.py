@@ -1,0 +1,106 @@
+"""Applying stage 2 to a search: context features for the head of the stage-1 list, then the re-rank.
+
+Features are computed (and returned for logging) whenever a context is given, even with no
+fitted ranker yet: the first fit needs pages logged before any ranker existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from engine.ranking.board import SignalBoard
+from engine.ranking.context import ContextSettings, ProductFacts, context_matrix
+from engine.ranking.context_ranker import ContextRanker, rerank
+from engine.ranking.profile import ShopperProfile
+
+CONTEXT_POOL = 100  # stage 2 re-orders this many of the best stage-1 candidates
+
+
+class CardLike(Protocol):
+    brand: str
+    category: str
+    price: float | None
+    created_at: float | None
+    price_dropped_at: float | None
+    price_drop: float
+    restocked_at: float | None
+
+
+class VectorLookup(Protocol):
+    def scores(self, query_vec: np.ndarray, ids: Sequence[int]) -> dict[int, float]: ...
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """The moment and the shopper a search is answered for."""
+
+    now: float  # epoch seconds: signals are decayed to this clock
+    query_key: str = ""  # the normalized query, for "bought after this query"
+    profile: ShopperProfile | None = None  # None: a new visitor, the non-personal ranking
+
+
+@dataclass
+class ContextResult:
+    hits: list[tuple[int, float]]
+    features: dict[int, np.ndarray] = field(default_factory=dict)  # product id -> CONTEXT_FEATURES row
+    explore: dict[int, float] = field(default_factory=dict)
+    applied: bool = False  # whether a fitted ranker re-ordered the head
+
+
+def facts_of(card: CardLike) -> ProductFacts:
+    return ProductFacts(
+        created_at=card.created_at,
+        price_dropped_at=card.price_dropped_at,
+        price_drop=card.price_drop,
+        restocked_at=card.restocked_at,
+        brand=card.brand,
+        category=card.category,
+        price=card.price,
+    )
+
+
+def apply_context(
+    hits: list[tuple[int, float]],
+    cards: Mapping[int, CardLike],
+    board: SignalBoard,
+    ranker: ContextRanker | None,
+    settings: ContextSettings,
+    context: SearchContext,
+    vectors: VectorLookup | None,
+    pool: int = CONTEXT_POOL,
+) -> ContextResult:
+    """Features for the head of `hits` (stage-1 order) and, with a ranker, the head re-ordered."""
+    head = [pid for pid, _ in hits[:pool] if pid in cards]
+    if not head:
+        return ContextResult(hits)
+    profile = context.profile
+    sims: dict[int, float] = {}
+    if profile is not None and profile.vector is not None and vectors is not None:
+        sims = vectors.scores(profile.vector, head)
+    features, explore = context_matrix(
+        head,
+        context.query_key,
+        board,
+        {pid: facts_of(cards[pid]) for pid in head},
+        context.now,
+        settings,
+        profile,
+        sims,
+    )
+    result = ContextResult(
+        hits,
+        features=dict(zip(head, features, strict=True)),
+        explore=dict(zip(head, explore.tolist(), strict=True)),
+    )
+    if ranker is None:
+        return result
+    scores = ranker.scores(features, explore)
+    by_id = dict(zip(head, scores.tolist(), strict=True))
+    reordered = [(pid, by_id[pid]) for pid in rerank(head, scores)]
+    result.hits = reordered + [h for h in hits[pool:] if h[0] not in by_id]
+    result.applied = True
+    return result

@@ -1,0 +1,112 @@
+"""Stage 2 in the web worker: the shopper's context for a search, and the fitted ranker to use.
+
+The profile is read per search from the visitor's recent events (one indexed query);
+the ranker is the newest active ContextRankerFit, polled every CONTEXT_RANKER_CHECK_SECONDS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from engine.ranking.context import ContextSettings, top_category
+from engine.ranking.context_ranker import ContextRanker
+from engine.ranking.profile import Interaction, ProfileItem, ShopperProfile, build_profile
+from engine.ranking.stage import SearchContext
+from engine.serving.bundle import ServingBundle
+from engine.serving.searcher import Searcher
+from webapp.extensions import db
+from webapp.models import ContextRankerFit, Event, utcnow
+from webapp.services.search_params import normalize_query
+
+
+def epoch(moment: datetime) -> float:
+    """Epoch seconds of a naive-UTC column value."""
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
+def recent_interactions(visitor_id: str, now: datetime) -> list[Interaction]:
+    """The visitor's events within the profile window, newest first, bounded."""
+    config = current_app.config
+    since = now - timedelta(hours=config["PROFILE_WINDOW_HOURS"])
+    at = func.coalesce(Event.occurred_at, Event.created_at)
+    rows = db.session.execute(
+        select(Event.type, Event.product_id, at.label("at"))
+        .where(Event.visitor_id == visitor_id, Event.created_at >= since)
+        .order_by(Event.id.desc())
+        .limit(config["PROFILE_MAX_EVENTS"])
+    ).all()
+    return [Interaction(row.type, row.product_id, epoch(row.at)) for row in rows]
+
+
+def visitor_profile(
+    visitor_id: str | None, searcher: Searcher, bundle: ServingBundle | None, now: datetime
+) -> ShopperProfile | None:
+    """The visitor's session profile; None for a new visitor or with personalization off."""
+    if not visitor_id or not current_app.config["PERSONALIZATION"]:
+        return None
+    interactions = recent_interactions(visitor_id, now)
+    if not interactions:
+        return None
+    cards = searcher.cards
+    items = {
+        i.product_id: ProfileItem(
+            cards[i.product_id].brand, top_category(cards[i.product_id].category), cards[i.product_id].price
+        )
+        for i in interactions
+        if i.product_id in cards
+    }
+    lookup = bundle.vectors.lookup if bundle is not None else None
+    return build_profile(interactions, items, lookup, epoch(now))
+
+
+def search_context(
+    visitor_id: str | None, text: str, searcher: Searcher, bundle: ServingBundle | None
+) -> SearchContext:
+    """The moment and the shopper this search is answered for."""
+    now = utcnow()
+    return SearchContext(
+        now=epoch(now), query_key=normalize_query(text), profile=visitor_profile(visitor_id, searcher, bundle, now)
+    )
+
+
+def context_settings() -> ContextSettings:
+    config = current_app.config
+    return ContextSettings(explore_days=config["EXPLORE_DAYS"], explore_bonus=config["EXPLORE_BONUS"])
+
+
+class _RankerState:
+    def __init__(self) -> None:
+        self.fit_id: int | None = None
+        self.last_check = float("-inf")
+        self.lock = threading.Lock()
+
+
+def follow_context_ranker(searcher: Searcher, force: bool = False) -> None:
+    """Point the searcher at the newest active fit (or none), checking at most every few seconds."""
+    state: _RankerState = current_app.extensions.setdefault("kairos.context_ranker", _RankerState())
+    if not force and time.monotonic() - state.last_check < current_app.config["CONTEXT_RANKER_CHECK_SECONDS"]:
+        return
+    if not state.lock.acquire(blocking=False):
+        return
+    try:
+        state.last_check = time.monotonic()
+        fit = db.session.scalars(
+            select(ContextRankerFit).where(ContextRankerFit.status == "active").order_by(ContextRankerFit.id.desc())
+        ).first()
+        settings = context_settings()
+        searcher.context_settings = settings
+        if fit is None:
+            searcher.context_ranker, state.fit_id = None, None
+        elif fit.id != state.fit_id:
+            ranker = ContextRanker.from_dict(fit.weights)
+            ranker.explore_bonus = settings.explore_bonus
+            searcher.context_ranker, state.fit_id = ranker, fit.id
+        elif searcher.context_ranker is not None:
+            searcher.context_ranker.explore_bonus = settings.explore_bonus
+    finally:
+        state.lock.release()

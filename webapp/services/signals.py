@@ -1,0 +1,99 @@
+"""Recording decayed signal counts in the database as impressions and events arrive.
+
+Each count is one row per (product, signal) (and per (query, product, signal)) holding its
+value at the short and long half-life as of `stamp`. Adding weight w at time t is one
+upsert whose decay arithmetic runs inside the database, so concurrent web workers never
+lose an update and no row is read first:
+
+    t >= stamp:  value * 2^(-(t - stamp) / h) + w,  stamp = t
+    t <  stamp:  value + w * 2^(-(stamp - t) / h)   (a late event, decayed to the stamp)
+
+It runs in the caller's transaction: the counts commit with the events they count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+from flask import current_app
+from sqlalchemy import case, func
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.ranking.decay import HalfLives
+from webapp.extensions import db
+from webapp.models import ProductSignal, QuerySignal, utcnow
+
+Key = tuple  # (product_id, signal) or (query, product_id, signal)
+
+
+def half_lives() -> HalfLives:
+    config = current_app.config
+    return HalfLives(short=config["SIGNAL_SHORT_HALF_LIFE"], long=config["SIGNAL_LONG_HALF_LIFE"])
+
+
+def _decayed(column, stamp_column, new_stamp, weight, half_life: float):
+    """SQL for the merged value (see the module docstring); exp(x * ln 2 / h) == 2^(x / h)."""
+    k = math.log(2.0) / half_life
+    return case(
+        (new_stamp >= stamp_column, column * func.exp((stamp_column - new_stamp) * k) + weight),
+        else_=column + weight * func.exp((new_stamp - stamp_column) * k),
+    )
+
+
+def _upsert(model, key_columns: tuple[str, ...], totals: dict[Key, tuple[float, float]]) -> None:
+    """Add (weight, at) per key into the model's table with one executemany."""
+    if not totals:
+        return
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    lives = half_lives()
+    now = utcnow()
+    rows = [
+        {**dict(zip(key_columns, key, strict=True)), "short": w, "long": w, "stamp": at, "updated_at": now}
+        for key, (w, at) in totals.items()
+    ]
+    stmt = insert(model)
+    table = model.__table__
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(key_columns),
+        set_={
+            "short": _decayed(table.c.short, table.c.stamp, stmt.excluded.stamp, stmt.excluded.short, lives.short),
+            "long": _decayed(table.c.long, table.c.stamp, stmt.excluded.stamp, stmt.excluded.long, lives.long),
+            "stamp": case((stmt.excluded.stamp > table.c.stamp, stmt.excluded.stamp), else_=table.c.stamp),
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+    # Keys are sorted so concurrent writers lock rows in the same order (no deadlocks on PostgreSQL).
+    db.session.execute(stmt, sorted(rows, key=lambda r: tuple(str(r[c]) for c in key_columns)))
+
+
+def _totals(items: Iterable[tuple[Key, float, float]]) -> dict[Key, tuple[float, float]]:
+    """Sum repeated keys of one batch (weights decayed to the batch's latest time)."""
+    grouped: dict[Key, list[tuple[float, float]]] = defaultdict(list)
+    for key, weight, at in items:
+        grouped[key].append((weight, at))
+    lives = half_lives()
+    totals = {}
+    for key, entries in grouped.items():
+        latest = max(at for _, at in entries)
+        # Within a batch the spread is milliseconds; decaying at the short half-life is exact enough.
+        totals[key] = (sum(w * 2.0 ** (-(latest - at) / lives.short) for w, at in entries), latest)
+    return totals
+
+
+def record_impressions(product_ids: Iterable[int], at: float) -> None:
+    """Count one impression per shown product (in the search's transaction)."""
+    _upsert(ProductSignal, ("product_id", "signal"), _totals(((pid, "impression"), 1.0, at) for pid in product_ids))
+
+
+def record_actions(actions: Iterable[tuple[int, str, float, float, str]]) -> None:
+    """Count (product id, signal, weight, at, normalized query or "") actions, per product and per query."""
+    actions = list(actions)
+    _upsert(ProductSignal, ("product_id", "signal"), _totals(((p, s), w, at) for p, s, w, at, _ in actions))
+    _upsert(
+        QuerySignal,
+        ("query", "product_id", "signal"),
+        _totals(((q, p, s), w, at) for p, s, w, at, q in actions if q),
+    )
