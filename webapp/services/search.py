@@ -17,7 +17,7 @@ from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
 from webapp.models import Impression, SearchQuery
 from webapp.services.assignment import record_exposure, serving_for
-from webapp.services.context_ranking import search_context
+from webapp.services.context_ranking import epoch, search_context
 from webapp.services.search_index import get_searcher
 from webapp.services.search_params import normalize_query
 from webapp.services.signals import record_impressions
@@ -47,7 +47,11 @@ def search_and_log(
     searcher = get_searcher()
     serving = serving_for(visitor_id)
     started = time.perf_counter()
-    context = search_context(visitor_id, request.text, searcher, serving.bundle or searcher.bundle)
+    context = (
+        search_context(visitor_id, request.text, searcher, serving.bundle or searcher.bundle)
+        if current_app.config["CONTEXT_RANKING"]
+        else None
+    )
     response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context)
     latency_ms = (time.perf_counter() - started) * 1000
     try:
@@ -86,7 +90,7 @@ def search_and_log(
                     for h in response.hits
                 ],
             )
-            record_impressions([h.card.id for h in response.hits], context.now)
+            record_impressions([h.card.id for h in response.hits], epoch(query.created_at))
         db.session.commit()
     except Exception:
         db.session.rollback()
