@@ -51,6 +51,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "SIGNAL_SYNC_SECONDS": float(env.get("KAIROS_SIGNAL_SYNC_SECONDS", "0.2")),
         "EVENT_MAX_FUTURE_SECONDS": float(env.get("KAIROS_EVENT_MAX_FUTURE_SECONDS", "300")),
         "EVENT_MAX_AGE_DAYS": float(env.get("KAIROS_EVENT_MAX_AGE_DAYS", "7")),
+        # Stage 2 on or off (off: stage-1 relevance only, no context features logged).
+        "CONTEXT_RANKING": env.get("KAIROS_CONTEXT_RANKING", "1") not in ("0", "false", "no"),
         # The shopper's session profile: interactions within this window, at most this many.
         "PERSONALIZATION": env.get("KAIROS_PERSONALIZATION", "1") not in ("0", "false", "no"),
         "PROFILE_WINDOW_HOURS": float(env.get("KAIROS_PROFILE_WINDOW_HOURS", "6")),
@@ -75,6 +77,12 @@ def load_config(overrides: dict | None = None) -> dict:
             "KAIROS_RANKER_QRELS", str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_judgments.json")
         ),
         "QUERY_CACHE_SIZE": int(env.get("KAIROS_QUERY_CACHE_SIZE", "4096")),
+        # Instant suggestions (webapp/services/instant_suggest.py): each web worker rebuilds its index
+        # this often, from the queries at least SUGGEST_MIN_VISITORS visitors searched in the window.
+        "SUGGEST_REFRESH_SECONDS": float(env.get("KAIROS_SUGGEST_REFRESH_SECONDS", "30")),
+        "SUGGEST_QUERY_DAYS": float(env.get("KAIROS_SUGGEST_QUERY_DAYS", "30")),
+        "SUGGEST_MAX_QUERIES": int(env.get("KAIROS_SUGGEST_MAX_QUERIES", "5000")),
+        "SUGGEST_MIN_VISITORS": int(env.get("KAIROS_SUGGEST_MIN_VISITORS", "2")),
         # The learning loop (worker/building/fine_tune.py, worker/schedule.py): beat checks every
         # interval and fine-tunes when this many new events arrived; a run trains on the window's
         # feedback, needs this many positive pairs, and is refused if validation NDCG@10 drops by
@@ -97,6 +105,10 @@ def load_config(overrides: dict | None = None) -> dict:
         # search and events. Behind a proxy set KAIROS_PROXY_HOPS, or every shopper shares its address.
         "SEARCH_RATE_LIMIT": env.get("KAIROS_SEARCH_RATE_LIMIT", "120 per minute"),
         "EVENTS_RATE_LIMIT": env.get("KAIROS_EVENTS_RATE_LIMIT", "120 per minute"),
+        # Suggestions come a keystroke at a time: a budget of their own per visitor and per address,
+        # so typing never uses up the searches.
+        "SUGGEST_RATE_LIMIT": env.get("KAIROS_SUGGEST_RATE_LIMIT", "600 per minute"),
+        "SUGGEST_IP_RATE_LIMIT": env.get("KAIROS_SUGGEST_IP_RATE_LIMIT", "6000 per minute"),
         "IP_RATE_LIMIT": env.get("KAIROS_IP_RATE_LIMIT", "1200 per minute"),
         "PROXY_HOPS": int(env.get("KAIROS_PROXY_HOPS", "0")),
         # Set explicitly: Flask-Limiter otherwise inherits the previous app's value in one process.
