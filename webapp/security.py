@@ -61,9 +61,14 @@ def _429_message(kind: str) -> Callable[[], str]:
     return lambda: f"too many {kind} requests; slow down and retry in a minute"
 
 
-def public_rate_limit(kind: str) -> Callable[[View], View]:
-    """Limit a public view per visitor (SEARCH_/EVENTS_RATE_LIMIT) and per address (IP_RATE_LIMIT)."""
+def public_rate_limit(kind: str, only_when: Callable[[], bool] | None = None) -> Callable[[View], View]:
+    """Limit a public view per visitor (SEARCH_/EVENTS_RATE_LIMIT) and per address (IP_RATE_LIMIT).
+
+    With `only_when`, a request counts (and can be refused) only when it says True: a product
+    page is limited as feedback only when its link carries a click to record.
+    """
     setting = LIMIT_SETTINGS[kind]
+    exempt_when = None if only_when is None else lambda: not only_when()
 
     def decorate(view: View) -> View:
         # Shared by scope: the storefront page and the API draw on one search budget per visitor.
@@ -72,10 +77,14 @@ def public_rate_limit(kind: str) -> Callable[[View], View]:
             scope=f"public-{kind}",
             key_func=visitor_key,
             error_message=_429_message(kind),
+            exempt_when=exempt_when,
         )
         # One budget per address shared by every public endpoint, so search and events add up.
         per_address = limiter.shared_limit(
-            lambda: current_app.config["IP_RATE_LIMIT"], scope="public-ip", error_message=_429_message(kind)
+            lambda: current_app.config["IP_RATE_LIMIT"],
+            scope="public-ip",
+            error_message=_429_message(kind),
+            exempt_when=exempt_when,
         )
         return per_address(per_visitor(view))
 

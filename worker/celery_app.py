@@ -1,13 +1,14 @@
 """The one Celery entrypoint: `celery -A worker.celery_app worker -Q inference,training`.
 
-It builds the Flask app (so tasks share config, models and services with the web) and
-disposes the database engine in each forked child so no connection crosses a fork.
+It builds the Flask app (so tasks share config, models and services with the web),
+disposes the database engine in each forked child so no connection crosses a fork, and on
+start removes the partial version directories that killed builds left behind.
 """
 
 from __future__ import annotations
 
 from billiard.exceptions import WorkerLostError
-from celery.signals import task_failure, worker_process_init
+from celery.signals import task_failure, worker_process_init, worker_ready
 
 from webapp import create_app
 from worker.schedule import beat_schedule
@@ -28,6 +29,16 @@ def _fail_the_job_of_a_lost_worker(sender=None, exception=None, args=None, **_: 
     if isinstance(exception, WorkerLostError) and sender.name in JOB_TASKS.values() and args:
         with flask_app.app_context():
             fail_lost_job(int(args[0]), f"the worker process running it died: {exception} (no retries left)")
+
+
+@worker_ready.connect
+def _remove_killed_builds_partials(**_: object) -> None:
+    """A worker restarted after SIGKILL is when a killed build's leftovers are most likely."""
+    from webapp.services.model_versions import versions_dir
+    from worker.building.partials import remove_stale_partials, stale_after_seconds
+
+    with flask_app.app_context():
+        remove_stale_partials(versions_dir(), stale_after_seconds(celery))
 
 
 @worker_process_init.connect

@@ -1,5 +1,8 @@
 """Storefront pages. Clicks are logged by the product page itself (a redirect-free link
-carrying search id and position), so they are recorded even without JavaScript."""
+carrying search id and position), so they are recorded even without JavaScript.
+
+Every route that writes feedback (a click-carrying product link, add to cart, buy) draws on
+the visitor's events budget shared with /api/events, so the pages are no way around it."""
 
 from __future__ import annotations
 
@@ -67,13 +70,24 @@ def search():
     )
 
 
+def _click_ref() -> tuple[int | None, int | None]:
+    """The search id and position a result link carries; both set means a click to record."""
+    return request.args.get("sid", type=int), request.args.get("pos", type=int)
+
+
+def _carries_click() -> bool:
+    sid, pos = _click_ref()
+    return bool(sid and pos)
+
+
 @bp.get("/product/<external_id>")
+@public_rate_limit("events", only_when=_carries_click)  # plain browsing is never limited
 def product(external_id: str):
     """Product page; arriving from a result (sid and pos) records the click."""
     item = db.session.scalar(select(Product).where(Product.external_id == external_id, Product.is_active))
     if item is None:
         return render_template("errors/error.html", status=404, message="That product is not available."), 404
-    sid, pos = request.args.get("sid", type=int), request.args.get("pos", type=int)
+    sid, pos = _click_ref()
     if sid and pos:
         _record_quietly([{"type": "click", "product_id": external_id, "search_id": sid, "position": pos}])
     return render_template("storefront/product.html", product=item, sid=sid, pos=pos)
@@ -90,6 +104,7 @@ def _record_quietly(events: list[dict]) -> bool:
 
 
 @bp.post("/cart/add")
+@public_rate_limit("events")
 def cart_add():
     """Add to cart and record the add_to_cart event tied to the search it came from."""
     external_id = request.form.get("product_id", "")
@@ -109,6 +124,7 @@ def cart():
 
 
 @bp.post("/buy")
+@public_rate_limit("events")
 def buy():
     """Buy one product now, or everything in the cart; records purchase events."""
     external_id = request.form.get("product_id")

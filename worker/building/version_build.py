@@ -41,6 +41,7 @@ from webapp.extensions import db
 from webapp.models import ModelVersion, Product, utcnow
 from webapp.services.model_versions import active_version
 from webapp.services.search_index import product_card
+from worker.building.partials import remove_stale_partials, stale_after_seconds
 from worker.building.selection import LabelSet, choose_variant, fit_ranker, ndcg
 
 Progress = Callable[[int, int], None]
@@ -124,6 +125,7 @@ def build_version(
     target = Path(version.artifact_path)
     if target.exists():  # a worker died after an earlier attempt: never trust what it left
         shutil.rmtree(target)
+    remove_stale_partials(target.parent, stale_after_seconds(current_app.extensions["celery"]))
     products = db.session.scalars(select(Product).where(Product.is_active).order_by(Product.id)).all()
     if not products:
         raise ValueError("the catalog has no active products to embed")
