@@ -11,6 +11,7 @@ from webapp.cli_admin import admin_cli
 from webapp.cli_eval import eval_command
 from webapp.cli_jobs import jobs_cli
 from webapp.cli_model import model_cli
+from webapp.cli_ranker import ranker_cli
 from webapp.cli_simulate import simulate_command
 from webapp.services.catalog_import import import_catalog
 
@@ -53,3 +54,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(simulate_command)
     app.cli.add_command(admin_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(ranker_cli)

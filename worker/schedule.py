@@ -40,6 +40,12 @@ def beat_schedule(config: dict) -> dict:
             "schedule": float(config.get("EXPERIMENT_SNAPSHOT_SECONDS", 3600)),
             "options": {"expires": float(config.get("EXPERIMENT_SNAPSHOT_SECONDS", 3600))},
         },
+        # Stage 2 relearns how much each context signal counts (worker/tasks/ranking.py; training queue).
+        "kairos-context-fit": {
+            "task": "ranking.fit_context",
+            "schedule": float(config["CONTEXT_FIT_INTERVAL_SECONDS"]),
+            "options": {"expires": float(config["CONTEXT_FIT_INTERVAL_SECONDS"])},
+        },
     }
 
 

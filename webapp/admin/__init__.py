@@ -71,4 +71,14 @@ def _input_error(exc: InputError):
     return _error_page(400, str(exc))
 
 
-from webapp.admin import analytics, auth, catalog, experiments, feedback, jobs, models, overview  # noqa: E402,F401
+from webapp.admin import (  # noqa: E402,F401
+    analytics,
+    auth,
+    catalog,
+    experiments,
+    feedback,
+    jobs,
+    models,
+    overview,
+    ranking,
+)
