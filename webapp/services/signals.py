@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import case, func
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.ranking.decay import HalfLives
+from engine.ranking.decay import HalfLives, decay
 from webapp.extensions import db
 from webapp.models import ProductSignal, QuerySignal, utcnow
 
@@ -33,17 +33,28 @@ def half_lives() -> HalfLives:
     return HalfLives(short=config["SIGNAL_SHORT_HALF_LIFE"], long=config["SIGNAL_LONG_HALF_LIFE"])
 
 
+# exp() below this is 0 to double precision anyway; PostgreSQL raises "underflow" instead of
+# answering 0, which refused every event for a product whose count was quiet for about 45 days.
+_MIN_EXPONENT = -700.0
+
+
+def _shrink(elapsed, k: float):
+    """SQL for 2^(-elapsed / h) with elapsed >= 0, as exp(-elapsed * ln 2 / h), floored before exp()."""
+    exponent = -elapsed * k
+    return func.exp(case((exponent < _MIN_EXPONENT, _MIN_EXPONENT), else_=exponent))
+
+
 def _decayed(column, stamp_column, new_stamp, weight, half_life: float):
-    """SQL for the merged value (see the module docstring); exp(x * ln 2 / h) == 2^(x / h)."""
+    """SQL for the merged value (see the module docstring)."""
     k = math.log(2.0) / half_life
     return case(
-        (new_stamp >= stamp_column, column * func.exp((stamp_column - new_stamp) * k) + weight),
-        else_=column + weight * func.exp((new_stamp - stamp_column) * k),
+        (new_stamp >= stamp_column, column * _shrink(new_stamp - stamp_column, k) + weight),
+        else_=column + weight * _shrink(stamp_column - new_stamp, k),
     )
 
 
-def _upsert(model, key_columns: tuple[str, ...], totals: dict[Key, tuple[float, float]]) -> None:
-    """Add (weight, at) per key into the model's table with one executemany."""
+def _upsert(model, key_columns: tuple[str, ...], totals: dict[Key, tuple[float, float, float]]) -> None:
+    """Add (short weight, long weight, at) per key into the model's table with one executemany."""
     if not totals:
         return
     dialect = db.session.get_bind().dialect.name
@@ -51,8 +62,8 @@ def _upsert(model, key_columns: tuple[str, ...], totals: dict[Key, tuple[float, 
     lives = half_lives()
     now = utcnow()
     rows = [
-        {**dict(zip(key_columns, key, strict=True)), "short": w, "long": w, "stamp": at, "updated_at": now}
-        for key, (w, at) in totals.items()
+        {**dict(zip(key_columns, key, strict=True)), "short": short, "long": long, "stamp": at, "updated_at": now}
+        for key, (short, long, at) in totals.items()
     ]
     stmt = insert(model)
     table = model.__table__
@@ -69,8 +80,12 @@ def _upsert(model, key_columns: tuple[str, ...], totals: dict[Key, tuple[float, 
     db.session.execute(stmt, sorted(rows, key=lambda r: tuple(str(r[c]) for c in key_columns)))
 
 
-def _totals(items: Iterable[tuple[Key, float, float]]) -> dict[Key, tuple[float, float]]:
-    """Sum repeated keys of one batch (weights decayed to the batch's latest time)."""
+def _totals(items: Iterable[tuple[Key, float, float]]) -> dict[Key, tuple[float, float, float]]:
+    """Sum repeated keys of one batch: (short, long, latest time), each weight decayed to the latest time.
+
+    Each horizon decays at its own half-life: a batch of events with client times ("ts") may
+    span days, and one rate for both would undercount the long horizon.
+    """
     grouped: dict[Key, list[tuple[float, float]]] = defaultdict(list)
     for key, weight, at in items:
         grouped[key].append((weight, at))
@@ -78,8 +93,11 @@ def _totals(items: Iterable[tuple[Key, float, float]]) -> dict[Key, tuple[float,
     totals = {}
     for key, entries in grouped.items():
         latest = max(at for _, at in entries)
-        # Within a batch the spread is milliseconds; decaying at the short half-life is exact enough.
-        totals[key] = (sum(w * 2.0 ** (-(latest - at) / lives.short) for w, at in entries), latest)
+        totals[key] = (
+            sum(decay(w, latest - at, lives.short) for w, at in entries),
+            sum(decay(w, latest - at, lives.long) for w, at in entries),
+            latest,
+        )
     return totals
 
 

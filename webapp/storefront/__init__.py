@@ -1,7 +1,7 @@
-"""The demo storefront: search, product pages, cart and checkout."""
+"""The demo storefront: search, product pages, cart and checkout, and clearing one's history."""
 
 from flask import Blueprint
 
 bp = Blueprint("storefront", __name__)
 
-from webapp.storefront import routes  # noqa: E402,F401
+from webapp.storefront import history, routes  # noqa: E402,F401

@@ -1,0 +1,38 @@
+"""Clearing a visitor's history: their searches and events stop being theirs.
+
+The rows stay, unlinked (visitor_id set to NULL): the shop's aggregate statistics (decayed
+product and query signals, analytics, the learning loop's training pages) keep counting
+them, but nothing ties them to the visitor any more, so the session profile is empty from
+the next search on and the visitor gets the non-personal ranking, as a new visitor does.
+
+Kept on purpose:
+- The visitor row and any A/B experiment assignment: the assignment keeps the visitor's
+  variant sticky (a visitor must not hop between arms mid-experiment). Their searches and
+  events before clearing no longer count toward that experiment's per-visitor metrics,
+  which count only activity linked to the visitor.
+- The cart, which lives in the visitor's own signed cookie, not in the database.
+
+Feedback on a results page served before clearing is refused afterwards like feedback on
+anyone else's search: the search no longer belongs to the visitor.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from webapp.extensions import db
+from webapp.models import Event, SearchQuery
+
+
+def clear_history(visitor_id: str) -> int:
+    """Unlink the visitor's events and searches from them, in one transaction; returns how many rows."""
+    try:
+        events = db.session.execute(update(Event).where(Event.visitor_id == visitor_id).values(visitor_id=None))
+        searches = db.session.execute(
+            update(SearchQuery).where(SearchQuery.visitor_id == visitor_id).values(visitor_id=None)
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return events.rowcount + searches.rowcount
