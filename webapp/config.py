@@ -49,6 +49,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "SIGNAL_SHORT_HALF_LIFE": float(env.get("KAIROS_SIGNAL_SHORT_HALF_LIFE", "3600")),
         "SIGNAL_LONG_HALF_LIFE": float(env.get("KAIROS_SIGNAL_LONG_HALF_LIFE", "86400")),
         "SIGNAL_SYNC_SECONDS": float(env.get("KAIROS_SIGNAL_SYNC_SECONDS", "0.2")),
+        # Where the counts live: Redis when set (e.g. redis://127.0.0.1:6379/3), else the database.
+        "SIGNAL_STORE_URL": env.get("KAIROS_SIGNAL_STORE_URL", ""),
         "EVENT_MAX_FUTURE_SECONDS": float(env.get("KAIROS_EVENT_MAX_FUTURE_SECONDS", "300")),
         "EVENT_MAX_AGE_DAYS": float(env.get("KAIROS_EVENT_MAX_AGE_DAYS", "7")),
         # Stage 2 on or off (off: stage-1 relevance only, no context features logged).

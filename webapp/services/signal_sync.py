@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
+import redis
 from flask import current_app
 from sqlalchemy import select
 
@@ -19,6 +20,8 @@ from engine.ranking.board import SignalBoard
 from engine.ranking.decay import DecayedCount
 from webapp.extensions import db
 from webapp.models import ProductSignal, QuerySignal, utcnow
+from webapp.services.context_ranking import epoch
+from webapp.services.signal_store_redis import RedisSignalStore, redis_store
 from webapp.services.signals import half_lives
 
 _LOOKBACK = timedelta(seconds=5)
@@ -48,6 +51,9 @@ def sync_signals(board: SignalBoard, force: bool = False) -> int:
             board.half_lives = half_lives()
         started = utcnow()
         since = state.watermark - _LOOKBACK if state.watermark is not None else None
+        store = redis_store()
+        if store is not None:
+            return _mirror_redis(store, board, state, started, since)
         count = 0
         product_rows = select(ProductSignal)
         query_rows = select(QuerySignal)
@@ -65,3 +71,18 @@ def sync_signals(board: SignalBoard, force: bool = False) -> int:
         return count
     finally:
         state.lock.release()
+
+
+def _mirror_redis(
+    store: RedisSignalStore, board: SignalBoard, state: _SignalSyncState, started: datetime, since: datetime | None
+) -> int:
+    """The Redis store's changed counts; unreachable, the board keeps what it has and retries next interval."""
+    try:
+        count = store.mirror(board, epoch(since) if since is not None else None)
+    except redis.RedisError as exc:
+        state.last_sync = time.monotonic()
+        current_app.logger.warning("signal store unreachable; ranking on the counts held: %s", exc)
+        return 0
+    state.watermark = started
+    state.last_sync = time.monotonic()
+    return count

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.ranking.decay import HalfLives, decay
 from webapp.extensions import db
 from webapp.models import ProductSignal, QuerySignal, utcnow
+from webapp.services.signal_store_redis import product_key, query_key, queue_increments, redis_store
 
 Key = tuple  # (product_id, signal) or (query, product_id, signal)
 
@@ -103,12 +104,19 @@ def _totals(items: Iterable[tuple[Key, float, float]]) -> dict[Key, tuple[float,
 
 def record_impressions(product_ids: Iterable[int], at: float) -> None:
     """Count one impression per shown product (in the search's transaction)."""
+    if redis_store() is not None:
+        queue_increments(db.session, ((product_key(pid, "impression"), 1.0, at) for pid in product_ids))
+        return
     _upsert(ProductSignal, ("product_id", "signal"), _totals(((pid, "impression"), 1.0, at) for pid in product_ids))
 
 
 def record_actions(actions: Iterable[tuple[int, str, float, float, str]]) -> None:
     """Count (product id, signal, weight, at, normalized query or "") actions, per product and per query."""
     actions = list(actions)
+    if redis_store() is not None:
+        queue_increments(db.session, ((product_key(p, s), w, at) for p, s, w, at, _ in actions))
+        queue_increments(db.session, ((query_key(q, p, s), w, at) for p, s, w, at, q in actions if q))
+        return
     _upsert(ProductSignal, ("product_id", "signal"), _totals(((p, s), w, at) for p, s, w, at, _ in actions))
     _upsert(
         QuerySignal,
