@@ -40,7 +40,10 @@ HEADERS = {
 }
 HSTS = "max-age=31536000; includeSubDomains"
 # Which config setting holds the per-visitor limit of each kind of public endpoint.
-LIMIT_SETTINGS = {"search": "SEARCH_RATE_LIMIT", "events": "EVENTS_RATE_LIMIT"}
+LIMIT_SETTINGS = {"search": "SEARCH_RATE_LIMIT", "events": "EVENTS_RATE_LIMIT", "suggest": "SUGGEST_RATE_LIMIT"}
+# Per-address budgets: shared by search and events; suggestions (a request per keystroke) have their own.
+ADDRESS_LIMITS = {"suggest": ("public-ip-suggest", "SUGGEST_IP_RATE_LIMIT")}
+_SHARED_ADDRESS_LIMIT = ("public-ip", "IP_RATE_LIMIT")
 
 
 def _set_headers(response: Response) -> Response:
@@ -68,6 +71,7 @@ def public_rate_limit(kind: str, only_when: Callable[[], bool] | None = None) ->
     page is limited as feedback only when its link carries a click to record.
     """
     setting = LIMIT_SETTINGS[kind]
+    address_scope, address_setting = ADDRESS_LIMITS.get(kind, _SHARED_ADDRESS_LIMIT)
     exempt_when = None if only_when is None else lambda: not only_when()
 
     def decorate(view: View) -> View:
@@ -79,10 +83,10 @@ def public_rate_limit(kind: str, only_when: Callable[[], bool] | None = None) ->
             error_message=_429_message(kind),
             exempt_when=exempt_when,
         )
-        # One budget per address shared by every public endpoint, so search and events add up.
+        # One budget per address shared by search and events, so they add up (ADDRESS_LIMITS).
         per_address = limiter.shared_limit(
-            lambda: current_app.config["IP_RATE_LIMIT"],
-            scope="public-ip",
+            lambda: current_app.config[address_setting],
+            scope=address_scope,
             error_message=_429_message(kind),
             exempt_when=exempt_when,
         )
