@@ -43,6 +43,9 @@ def app(tmp_path):
         "INSTANCE_DIR": str(tmp_path),
         "WTF_CSRF_ENABLED": False,
         "INDEX_SYNC_SECONDS": 0.0,
+        # Signal counts written and mirrored at once (the buffering has its own tests).
+        "SIGNAL_IMPRESSION_FLUSH_SECONDS": 0.0,
+        "SIGNAL_IMPRESSION_SYNC_SECONDS": 0.0,
         # Unit tests never reach a broker: views that enqueue are tested with send_task patched.
         "CELERY": {"broker_url": "memory://", "result_backend": "cache+memory://"},
     })

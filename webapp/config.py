@@ -49,6 +49,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "SIGNAL_SHORT_HALF_LIFE": float(env.get("KAIROS_SIGNAL_SHORT_HALF_LIFE", "3600")),
         "SIGNAL_LONG_HALF_LIFE": float(env.get("KAIROS_SIGNAL_LONG_HALF_LIFE", "86400")),
         "SIGNAL_SYNC_SECONDS": float(env.get("KAIROS_SIGNAL_SYNC_SECONDS", "0.2")),
+        # Impression counts change with every search but matter over hours: mirrored and written in
+        # batches (a worker sums its impressions and writes them at most this often).
+        "SIGNAL_IMPRESSION_SYNC_SECONDS": float(env.get("KAIROS_SIGNAL_IMPRESSION_SYNC_SECONDS", "5")),
+        "SIGNAL_IMPRESSION_FLUSH_SECONDS": float(env.get("KAIROS_SIGNAL_IMPRESSION_FLUSH_SECONDS", "1")),
         # Where the counts live: Redis when set (e.g. redis://127.0.0.1:6379/3), else the database.
         "SIGNAL_STORE_URL": env.get("KAIROS_SIGNAL_STORE_URL", ""),
         "EVENT_MAX_FUTURE_SECONDS": float(env.get("KAIROS_EVENT_MAX_FUTURE_SECONDS", "300")),

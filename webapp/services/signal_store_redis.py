@@ -26,7 +26,8 @@ from engine.ranking.board import SignalBoard
 from engine.ranking.decay import DecayedCount, HalfLives
 
 log = logging.getLogger(__name__)
-CHANGED = "kairos:signals:changed"
+CHANGED = "kairos:signals:changed"  # actions: mirrored every SIGNAL_SYNC_SECONDS
+CHANGED_IMPRESSIONS = "kairos:signals:changed:impressions"  # mirrored every SIGNAL_IMPRESSION_SYNC_SECONDS
 PREFIX = "kairos:signals:"
 PENDING = "kairos.signal_increments"
 KEEP_HALF_LIVES = 10  # a count untouched for 10 long half-lives is below 0.1% of itself: let it expire
@@ -48,7 +49,11 @@ for i, key in ipairs(KEYS) do
   end
   redis.call('HSET', key, 's', string.format('%.17g', s), 'l', string.format('%.17g', l), 't', string.format('%.17g', t))
   redis.call('EXPIRE', key, ttl)
-  redis.call('ZADD', 'kairos:signals:changed', now, key)
+  if string.sub(key, -11) == ':impression' then
+    redis.call('ZADD', 'kairos:signals:changed:impressions', now, key)
+  else
+    redis.call('ZADD', 'kairos:signals:changed', now, key)
+  end
 end
 return #KEYS
 """
@@ -99,13 +104,16 @@ class RedisSignalStore:
             args += [weight, at]
         self._merge(keys=[key for key, _, _ in increments], args=args)
 
-    def changed_since(self, since: float | None) -> list[str]:
+    def changed_since(self, since: float | None, zset: str = CHANGED) -> list[str]:
         low = "-inf" if since is None else repr(since)
-        return self.client.zrangebyscore(CHANGED, low, "+inf")
+        return self.client.zrangebyscore(zset, low, "+inf")
 
-    def mirror(self, board: SignalBoard, since: float | None) -> int:
-        """Copy counts changed since `since` (epoch seconds; None: all) into the board."""
+    def mirror(self, board: SignalBoard, since: float | None, impressions_since: float | None | bool = None) -> int:
+        """Copy counts changed since `since` (epoch seconds; None: all) into the board; impression
+        counts since `impressions_since` (False: not this time)."""
         keys = self.changed_since(since)
+        if impressions_since is not False:
+            keys += self.changed_since(impressions_since, CHANGED_IMPRESSIONS)
         if not keys:
             return 0
         pipe = self.client.pipeline(transaction=False)
@@ -124,7 +132,7 @@ class RedisSignalStore:
     def prune(self) -> int:
         """Forget change marks older than the counts can live."""
         horizon = time.time() - KEEP_HALF_LIVES * self.half_lives.long
-        return int(self.client.zremrangebyscore(CHANGED, "-inf", repr(horizon)))
+        return sum(int(self.client.zremrangebyscore(z, "-inf", repr(horizon))) for z in (CHANGED, CHANGED_IMPRESSIONS))
 
 
 def redis_store() -> RedisSignalStore | None:

@@ -24,13 +24,22 @@ from webapp.services.context_ranking import epoch
 from webapp.services.signal_store_redis import RedisSignalStore, redis_store
 from webapp.services.signals import half_lives
 
-_LOOKBACK = timedelta(seconds=5)
+_LOOKBACK = timedelta(seconds=2)
+_COLUMNS = (
+    ProductSignal.product_id,
+    ProductSignal.signal,
+    ProductSignal.short,
+    ProductSignal.long,
+    ProductSignal.stamp,
+)
 
 
 class _SignalSyncState:
     def __init__(self) -> None:
-        self.watermark: datetime | None = None
+        self.watermark: datetime | None = None  # actions (clicks, carts, purchases)
+        self.impression_watermark: datetime | None = None
         self.last_sync = float("-inf")
+        self.last_impression_sync = float("-inf")
         self.lock = threading.Lock()
 
 
@@ -39,10 +48,15 @@ def _state() -> _SignalSyncState:
 
 
 def sync_signals(board: SignalBoard, force: bool = False) -> int:
-    """Copy counts changed since the last sync into the board; returns how many rows were read."""
+    """Copy counts changed since the last sync into the board; returns how many rows were read.
+
+    Actions are read every SIGNAL_SYNC_SECONDS; impression counts, which change with every
+    search but only matter over hours (CTR, exploration), every SIGNAL_IMPRESSION_SYNC_SECONDS:
+    re-reading them five times a second cost more than the search itself.
+    """
     state = _state()
-    interval = current_app.config["SIGNAL_SYNC_SECONDS"]
-    if not force and time.monotonic() - state.last_sync < interval:
+    config = current_app.config
+    if not force and time.monotonic() - state.last_sync < config["SIGNAL_SYNC_SECONDS"]:
         return 0
     if not state.lock.acquire(blocking=False):
         return 0  # another thread of this worker is syncing: serve with what the board holds
@@ -50,39 +64,68 @@ def sync_signals(board: SignalBoard, force: bool = False) -> int:
         if board.half_lives != half_lives():
             board.half_lives = half_lives()
         started = utcnow()
+        impressions_due = (
+            force or time.monotonic() - state.last_impression_sync >= config["SIGNAL_IMPRESSION_SYNC_SECONDS"]
+        )
         since = state.watermark - _LOOKBACK if state.watermark is not None else None
+        impressions_since = state.impression_watermark - _LOOKBACK if state.impression_watermark else None
         store = redis_store()
         if store is not None:
-            return _mirror_redis(store, board, state, started, since)
-        count = 0
-        product_rows = select(ProductSignal)
-        query_rows = select(QuerySignal)
-        if since is not None:
-            product_rows = product_rows.where(ProductSignal.updated_at >= since)
-            query_rows = query_rows.where(QuerySignal.updated_at >= since)
-        for row in db.session.scalars(product_rows):
-            board.put(row.product_id, row.signal, DecayedCount(row.short, row.long, row.stamp))
-            count += 1
-        for row in db.session.scalars(query_rows):
-            board.put(row.product_id, row.signal, DecayedCount(row.short, row.long, row.stamp), query=row.query)
-            count += 1
-        state.watermark = started
+            count = _mirror_redis(store, board, since, impressions_since if impressions_due else False)
+        else:
+            count = _mirror_database(board, since, impressions_since if impressions_due else False)
+        if count is not None:
+            state.watermark = started
+            if impressions_due:
+                state.impression_watermark = started
+                state.last_impression_sync = time.monotonic()
         state.last_sync = time.monotonic()
-        return count
+        return count or 0
     finally:
         state.lock.release()
 
 
-def _mirror_redis(
-    store: RedisSignalStore, board: SignalBoard, state: _SignalSyncState, started: datetime, since: datetime | None
-) -> int:
-    """The Redis store's changed counts; unreachable, the board keeps what it has and retries next interval."""
-    try:
-        count = store.mirror(board, epoch(since) if since is not None else None)
-    except redis.RedisError as exc:
-        state.last_sync = time.monotonic()
-        current_app.logger.warning("signal store unreachable; ranking on the counts held: %s", exc)
-        return 0
-    state.watermark = started
-    state.last_sync = time.monotonic()
+def _mirror_database(board: SignalBoard, since: datetime | None, impressions_since: datetime | None | bool) -> int:
+    """Rows changed since the watermarks (impressions_since False: not this time), read as plain tuples."""
+    actions = select(*_COLUMNS).where(ProductSignal.signal != "impression")
+    queries = select(
+        QuerySignal.product_id,
+        QuerySignal.signal,
+        QuerySignal.short,
+        QuerySignal.long,
+        QuerySignal.stamp,
+        QuerySignal.query,
+    )
+    if since is not None:
+        actions = actions.where(ProductSignal.updated_at >= since)
+        queries = queries.where(QuerySignal.updated_at >= since)
+    statements = [actions]
+    if impressions_since is not False:
+        impressions = select(*_COLUMNS).where(ProductSignal.signal == "impression")
+        if impressions_since is not None:
+            impressions = impressions.where(ProductSignal.updated_at >= impressions_since)
+        statements.append(impressions)
+    count = 0
+    for statement in statements:
+        for product_id, signal, short, long, stamp in db.session.execute(statement):
+            board.put(product_id, signal, DecayedCount(short, long, stamp))
+            count += 1
+    for product_id, signal, short, long, stamp, query in db.session.execute(queries):
+        board.put(product_id, signal, DecayedCount(short, long, stamp), query=query)
+        count += 1
     return count
+
+
+def _mirror_redis(
+    store: RedisSignalStore, board: SignalBoard, since: datetime | None, impressions_since: datetime | None | bool
+) -> int | None:
+    """The Redis store's changed counts; unreachable (None), the board keeps what it has and retries."""
+    try:
+        return store.mirror(
+            board,
+            epoch(since) if since is not None else None,
+            False if impressions_since is False else (epoch(impressions_since) if impressions_since else None),
+        )
+    except redis.RedisError as exc:
+        current_app.logger.warning("signal store unreachable; ranking on the counts held: %s", exc)
+        return None

@@ -1,0 +1,61 @@
+"""Impression counts are summed per worker and written in batches; the mirror reads them less often
+than clicks and purchases (webapp.services.signals, webapp.services.signal_sync)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.models import Product, ProductSignal
+from webapp.services.search_index import get_searcher
+from webapp.services.signal_sync import sync_signals
+
+
+@pytest.fixture
+def shop(app, make_product):
+    app.config.update(
+        SIGNAL_SYNC_SECONDS=0.0, SEARCH_RATE_LIMIT="10000 per minute", EVENTS_RATE_LIMIT="10000 per minute"
+    )
+    make_product(external_id="TOWEL", title="Cotton towel")
+
+
+def towel() -> int:
+    return db.session.scalar(select(Product.id).where(Product.external_id == "TOWEL"))
+
+
+def impressions_stored() -> float:
+    db.session.expire_all()
+    row = db.session.scalar(
+        select(ProductSignal).where(ProductSignal.product_id == towel(), ProductSignal.signal == "impression")
+    )
+    return 0.0 if row is None else row.long
+
+
+def test_impressions_wait_for_the_flush_and_then_all_count(app, client, shop):
+    app.config["SIGNAL_IMPRESSION_FLUSH_SECONDS"] = 3600.0
+    app.extensions.pop("kairos.impression_buffer", None)  # a fresh buffer, flushed just now
+    for _ in range(3):
+        assert client.get("/api/search?q=towel").status_code == 200
+    assert impressions_stored() == 0.0  # summed in the worker, not yet written
+    app.extensions["kairos.impression_buffer"].last_flush = time.monotonic() - 3601
+    assert client.get("/api/search?q=towel").status_code == 200
+    assert impressions_stored() == pytest.approx(4.0, rel=1e-3)  # the three held back and this one
+
+
+def test_the_mirror_reads_actions_every_interval_and_impressions_when_due(app, client, shop):
+    app.config["SIGNAL_IMPRESSION_SYNC_SECONDS"] = 3600.0
+    board = get_searcher().board
+    sync_signals(board, force=True)  # the first sync reads everything and starts the impression clock
+    answer = client.get("/api/search?q=towel").get_json()  # writes an impression count (flush is 0 in tests)
+    event = {"type": "click", "product_id": "TOWEL", "search_id": answer["search_id"], "position": 1}
+    assert client.post("/api/events", json={"events": [event]}).status_code == 201
+    sync_signals(board)
+    now = time.time()
+    activity = board.activity(towel(), now)
+    assert activity.click[1] == pytest.approx(1.0, rel=1e-3)  # actions: at once
+    assert activity.impression[1] == 0.0  # impressions: not before the impression interval
+    sync_signals(board, force=True)
+    assert board.activity(towel(), now).impression[1] == pytest.approx(1.0, rel=1e-3)
