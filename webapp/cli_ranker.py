@@ -74,6 +74,6 @@ def show_command(history: int) -> None:
         click.echo("recent fits:")
         for fit in fit_history(history):
             reason = f" ({fit.metrics.get('refused')})" if fit.status == "refused" else ""
-            accuracy = fit.metrics.get("holdout_accuracy")
-            shown = f"{accuracy:.4f}" if isinstance(accuracy, float) else "–"
-            click.echo(f"  {fit.id:>5} {fit.created_at:%Y-%m-%d %H:%M} {fit.status:<8} held-out {shown}{reason}")
+            loss, alone = fit.metrics.get("holdout_loss"), fit.metrics.get("holdout_loss_relevance_only")
+            shown = f"{loss:.4f} vs {alone:.4f} alone" if isinstance(loss, float) and isinstance(alone, float) else "–"
+            click.echo(f"  {fit.id:>5} {fit.created_at:%Y-%m-%d %H:%M} {fit.status:<8} held-out loss {shown}{reason}")

@@ -108,6 +108,12 @@ def pair_accuracy(weights: np.ndarray, diffs: np.ndarray, pair_weights: np.ndarr
     return float((pair_weights * correct).sum() / pair_weights.sum())
 
 
+def pair_log_loss(weights: np.ndarray, diffs: np.ndarray, pair_weights: np.ndarray) -> float:
+    """Weighted mean logistic loss of the pairs: the fitted objective, on data it did not see."""
+    margin = diffs @ weights
+    return float((pair_weights * np.logaddexp(0.0, -margin)).sum() / pair_weights.sum())
+
+
 @dataclass(frozen=True)
 class ContextFit:
     ranker: ContextRanker | None  # None: not enough pairs, or no better than relevance alone
@@ -134,10 +140,15 @@ def fit_context_ranker(
     # The nested baseline: the same fit with the relevance column alone.
     relevance_only = np.zeros_like(full)
     relevance_only[RELEVANCE] = fit_pair_differences(x_train[:, [RELEVANCE]], w_train, epochs=1500, lr=1.0, l2=l2)[0]
+    metrics["holdout_loss"] = pair_log_loss(full, x_held, w_held)
+    metrics["holdout_loss_relevance_only"] = pair_log_loss(relevance_only, x_held, w_held)
     metrics["holdout_accuracy"] = pair_accuracy(full, x_held, w_held)
     metrics["holdout_accuracy_relevance_only"] = pair_accuracy(relevance_only, x_held, w_held)
     ranker = ContextRanker({n: float(v) for n, v in zip(CONTEXT_FEATURES, full, strict=True)}, explore_bonus)
-    if metrics["holdout_accuracy"] <= metrics["holdout_accuracy_relevance_only"]:
-        metrics["refused"] = "context features did not beat relevance alone on held-out pairs"
+    # The gate compares the fitted objective on held-out pages: the nested model's log loss.
+    # Pair accuracy is reported but too noisy to gate on (a few high-IPS-weight pairs swing it).
+    if metrics["holdout_loss"] >= metrics["holdout_loss_relevance_only"]:
+        metrics["refused"] = "context features did not beat relevance alone on held-out pairs (log loss)"
+        metrics["refused_weights"] = ranker.weights  # kept to explain the refusal
         return ContextFit(None, metrics)
     return ContextFit(ranker, metrics)

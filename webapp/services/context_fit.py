@@ -186,7 +186,16 @@ def fit_context_ranker_from_logs(progress: Progress | None = None) -> ContextRan
 
 def fit_summary(row: ContextRankerFit) -> dict:
     """The fit as a job result: which row, its outcome, and the figures that decided it."""
-    keys = ("pages", "train_pairs", "holdout_pairs", "holdout_accuracy", "holdout_accuracy_relevance_only", "refused")
+    keys = (
+        "pages",
+        "train_pairs",
+        "holdout_pairs",
+        "holdout_loss",
+        "holdout_loss_relevance_only",
+        "holdout_accuracy",
+        "holdout_accuracy_relevance_only",
+        "refused",
+    )
     return {"fit_id": row.id, "status": row.status, **{k: row.metrics[k] for k in keys if k in row.metrics}}
 
 
