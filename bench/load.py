@@ -9,7 +9,7 @@ from the environment) on a loopback port, signs an analyst in, warms up, then of
 for --seconds. Arrivals are scheduled at the offered rate whatever the server does (open loop),
 and a latency counts from the scheduled moment, so a server that falls behind shows it. The mix:
 API searches with the 150 demo queries repeated Zipf-style (some with a page, brand or sort),
-storefront search pages, clicks and purchases posted to /api/events for results the same
+as-you-type suggestions for prefixes of those queries, storefront search pages, clicks and purchases posted to /api/events for results the same
 visitor saw, and admin page reads. Rate limits stay on but are raised out of the way (one
 address sends everything). The sustained rate is the highest step with p99 <= --slo-ms, no
 errors, and at least 95% of the offered rate completed. The client runs on the same machine
@@ -43,7 +43,7 @@ from bench.search_latency import active_version  # noqa: E402
 from engine.evaluation.judgments import DEMO_JUDGMENTS, read_esci_queries  # noqa: E402
 
 # Share of each action in the mix (a visitor mostly searches; a few click, fewer buy).
-MIX = {"api_search": 0.55, "page_search": 0.10, "click": 0.20, "purchase": 0.05, "admin": 0.10}
+MIX = {"api_search": 0.45, "suggest": 0.15, "page_search": 0.08, "click": 0.20, "purchase": 0.05, "admin": 0.07}
 ADMIN_PAGES = ["/admin/", "/admin/analytics", "/admin/models", "/admin/jobs", "/admin/catalog"]
 BRANDS = ["Amazon Basics", "Apple", "Samsung", "Sony", "Logitech"]
 
@@ -135,6 +135,10 @@ class Client:
                     step.latencies[kind].append(elapsed)
 
     def _act(self, kind: str, shopper: Shopper, admin: Shopper, text: str, rng: random.Random) -> None:
+        if kind == "suggest":  # a keystroke: a prefix of a query being typed
+            prefix = text[: rng.randint(min(2, len(text)), len(text))]
+            expect(shopper.session.get(f"{self.base}/api/suggest", params={"q": prefix}, timeout=30), 200)
+            return
         if kind in ("api_search", "page_search"):
             params: dict = {"q": text}
             if rng.random() < 0.15:

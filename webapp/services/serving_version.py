@@ -174,10 +174,13 @@ def _follow_active(state, wait: bool) -> None:
 
 
 def warm_up() -> None:
+    from webapp.services.instant_suggest import current_suggest_index
+
     """Build the index and load the active version before the first request (gunicorn hook, CLI)."""
     serve_single_threaded()
     sync_searcher(force=True)
     follow_active_version(wait=True)
+    current_suggest_index()  # the first keystroke should not pay for building the suggestions
 
 
 def serving_status() -> dict:
