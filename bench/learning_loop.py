@@ -14,6 +14,12 @@ position-bias setting runs one fine-tune job of the zero-shot version (`ips`: we
 the fitted click model; `none`: raw clicks) and prints test-half NDCG@10 side by side. The
 test half is never trained on nor used to choose anything; the gate uses a validation
 slice of the train half, whose queries are also kept out of training.
+
+    .venv/bin/python bench/learning_loop.py --scenario shift [--searches 8000] [--seed 1]
+
+runs instead the in-process stage-2 scenarios of bench/shift_scenario.py (no instance, no
+model): shoppers whose preferences shift (time-aware vs static ranking) and shoppers with
+a brand preference (personalised vs non-personal).
 """
 
 from __future__ import annotations
@@ -170,7 +176,15 @@ def report(app, parent: int, zero_shot: dict, runs: dict[str, dict]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    scenario = argparse.ArgumentParser(add_help=False)
+    scenario.add_argument("--scenario", choices=("fine-tune", "shift"), default="fine-tune")
+    chosen, rest = scenario.parse_known_args()
+    if chosen.scenario == "shift":
+        from bench.shift_scenario import main as shift_main
+
+        shift_main(rest)
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[scenario])
     parser.add_argument("--instance", type=Path, required=True)
     parser.add_argument("--sessions", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
