@@ -30,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.latency_server import run_flask  # noqa: E402
+
 DEMO_ZIP = ROOT / "data" / "esci-us-sample" / "esci_us_ecommerce_shrunk.ndjson.zip"
 CELERY = ROOT / ".venv" / "bin" / "celery"
 PHASES = {"export done": 0.15, "embedding done": 0.85}  # job progress marks set by worker/building/version_build.py
@@ -44,17 +46,7 @@ def write_subset(target: Path, count: int) -> None:
 
 def flask(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     """Run one `flask --app webapp` command against the bench instance; fail loudly."""
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "webapp", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
+    return run_flask(env, *args, timeout=timeout)
 
 
 def start_worker(env: dict[str, str], log: Path, timeout: float = 180) -> subprocess.Popen:

@@ -45,6 +45,22 @@ def server_env(instance: Path) -> dict[str, str]:
     return env
 
 
+def run_flask(env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 600) -> str:
+    """Run one `flask --app webapp` command against a bench instance; fail loudly with its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "webapp", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
 def prepare(env: dict[str, str], import_catalog: bool = True) -> None:
     """Migrate the instance's database to head and (by default) import the demo catalog, as a release would."""
     Path(env["KAIROS_INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)

@@ -21,13 +21,16 @@ ADMIN = ("load@example.com", "load-test password 1234")
 OUT_OF_THE_WAY = "1000000 per minute"
 
 
-def admin_cookies(base: str) -> requests.cookies.RequestsCookieJar:
+def admin_cookies(base: str, account: tuple[str, str] = ADMIN) -> requests.cookies.RequestsCookieJar:
+    """Sign an account in through the login form (CSRF token and all); its session cookies."""
     session = requests.Session()
     page = session.get(f"{base}/admin/login", timeout=30).text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    answer = session.post(f"{base}/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token})
+    answer = session.post(
+        f"{base}/admin/login", data={"email": account[0], "password": account[1], "csrf_token": token}
+    )
     if "/admin/login" in answer.url:
-        raise SystemExit("the load-test analyst could not sign in")
+        raise SystemExit(f"{account[0]} could not sign in")
     return session.cookies
 
 
