@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.serving.heads import PairHeads, load_heads
 from engine.serving.query_encoder import OnnxQueryEncoder
 from engine.serving.ranker import LinearRanker
 from engine.serving.vectors import VectorIndex
@@ -34,6 +35,7 @@ class ServingBundle:
     encoder: OnnxQueryEncoder
     vectors: VectorIndex
     ranker: LinearRanker | None
+    heads: PairHeads | None = None  # the trained click/purchase heads (heads.npz), if the version has them
     _product_encoder: OnnxQueryEncoder | None = field(default=None, repr=False)
 
     @property
@@ -85,10 +87,19 @@ def load_bundle(
             raise BundleError(f"encoder dim {probe.shape[1]} != embedding dim {vectors.dim}")
         ranker_path = directory / RANKER
         ranker = LinearRanker.load(ranker_path) if ranker_path.is_file() else None
+        heads = load_heads(directory)  # optional: versions built before heads.npz existed have none
+        if heads is not None and heads.dim != vectors.dim:
+            raise BundleError(f"heads read {heads.dim}-dim vectors, the embeddings have {vectors.dim}")
     except BundleError:
         raise
     except Exception as exc:  # any unreadable artifact means "do not serve this version"
         raise BundleError(f"cannot load {directory}: {type(exc).__name__}: {exc}") from exc
     return ServingBundle(
-        version_id=version_id, retrieval_mode=mode, directory=directory, encoder=encoder, vectors=vectors, ranker=ranker
+        version_id=version_id,
+        retrieval_mode=mode,
+        directory=directory,
+        encoder=encoder,
+        vectors=vectors,
+        ranker=ranker,
+        heads=heads,
     )

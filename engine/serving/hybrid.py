@@ -27,6 +27,10 @@ class CandidateSignals:
     rating: float | None
     rating_count: int
     title: str = ""
+    # The version's click and purchase heads' probabilities (engine.serving.heads); 0 when the
+    # version has no trained heads or the candidate was not among the scored top.
+    click: float = 0.0
+    purchase: float = 0.0
 
 
 def _stem(word: str) -> str:
@@ -76,8 +80,8 @@ def feature_matrix(
             _title_match(words, signal.title) if signal else 0.0,
             (signal.rating or 0.0) / 5.0 if signal else 0.0,
             math.log1p(signal.rating_count) / _POPULARITY_SCALE if signal else 0.0,
-            0.0,  # click head: filled once the learning loop trains it
-            0.0,  # purchase head: likewise
+            signal.click if signal else 0.0,
+            signal.purchase if signal else 0.0,
         )
     return rows
 

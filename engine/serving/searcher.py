@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.serving.bundle import ServingBundle
+from engine.serving.heads import candidate_head_scores
 from engine.serving.hybrid import CandidateSignals, candidate_ids, feature_matrix, fuse
 from engine.serving.lexical import Filters, LexicalDoc, LexicalIndex, LexicalResult
 from engine.serving.product_text import product_text
@@ -191,11 +192,20 @@ class Searcher:
     def _signals(
         self, bundle: ServingBundle, text: str, dense_hits: list, lexical_hits: list
     ) -> tuple[dict[int, CandidateSignals], dict[int, float]]:
+        query = bundle.encoder.encode_query(text)  # cached: the dense search encoded it already
+        heads = candidate_head_scores(bundle.heads, bundle.ranker, bundle.vectors, query, dense_hits, lexical_hits)
+        click, purchase = heads.get("click", {}), heads.get("purchase", {})
         signals = {
-            pid: CandidateSignals(self.cards[pid].rating, self.cards[pid].rating_count, self.cards[pid].title)
+            pid: CandidateSignals(
+                self.cards[pid].rating,
+                self.cards[pid].rating_count,
+                self.cards[pid].title,
+                click=click.get(pid, 0.0),
+                purchase=purchase.get(pid, 0.0),
+            )
             for pid in candidate_ids(dense_hits, lexical_hits)
         }
-        exact = bundle.vectors.scores(bundle.encoder.encode_query(text), [pid for pid, _ in lexical_hits])
+        exact = bundle.vectors.scores(query, [pid for pid, _ in lexical_hits])
         return signals, exact
 
     def candidate_features(self, text: str, limit: int | None = None) -> tuple[list[int], np.ndarray]:

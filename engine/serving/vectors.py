@@ -3,13 +3,21 @@
 Flat (exact) search is the right choice up to a few hundred thousand products on one web
 worker: no training, updates in place, and recall 1.0. Vectors are L2-normalised on the
 way in, so inner product is cosine similarity.
+
+On disk a version holds embeddings.npy and ids.npy as its build wrote them; products
+embedded later (the inference.embed_products task) are merged into vectors.npz, which
+holds both arrays in one file so that a merge publishes them with one rename. load()
+prefers vectors.npz when it exists.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import faiss
@@ -17,6 +25,8 @@ import numpy as np
 
 EMBEDDINGS_FILE = "embeddings.npy"
 IDS_FILE = "ids.npy"
+MERGED_FILE = "vectors.npz"  # ids and embeddings together, written by merge_saved
+LOCK_FILE = ".vectors.lock"
 
 
 _SERVING = {"single_threaded": False}
@@ -25,8 +35,19 @@ _SERVING = {"single_threaded": False}
 def serve_single_threaded() -> None:
     """Search with one OpenMP thread from now on, in this process: right for a web worker that
     answers one query per request thread (measured here: 12 ms with 2 threads under load,
-    0.26 ms with 1). Only serving processes call it; a training worker keeps torch's threads."""
+    0.26 ms with 1). Only serving processes call it; a training worker keeps torch's threads.
+
+    numpy's BLAS gets one thread as well: the click/purchase heads' matrix products
+    (engine.serving.heads) took 45 ms at the median with OpenBLAS threads fighting for a busy
+    machine's cores, 2.5 ms with one (bench/heads_cost.py)."""
+    if _SERVING["single_threaded"]:
+        return
     _SERVING["single_threaded"] = True
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # without it, OPENBLAS_NUM_THREADS=1 in the environment does the same
+        return
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _ids_array(ids: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -136,6 +157,15 @@ class VectorIndex:
             matrix = np.vstack([self._index.reconstruct(i) for i in present])
         return dict(zip(present, (matrix @ query).tolist(), strict=True))
 
+    def lookup(self, ids: Sequence[int]) -> tuple[list[int], np.ndarray]:
+        """(present ids, their unit vectors as rows); ids not stored are left out."""
+        with self._lock:
+            present = [int(i) for i in dict.fromkeys(ids) if int(i) in self._members]
+            if not present:
+                return [], np.empty((0, self.dim), dtype=np.float32)
+            matrix = np.vstack([self._index.reconstruct(i) for i in present])
+        return present, np.asarray(matrix, dtype=np.float32)
+
     def save(self, directory: str | Path) -> None:
         """Write embeddings.npy and ids.npy into directory (each replaced atomically)."""
         directory = Path(directory)
@@ -149,12 +179,55 @@ class VectorIndex:
 
     @classmethod
     def load(cls, directory: str | Path) -> VectorIndex:
-        """An index from the files save() wrote."""
+        """An index from the files save() wrote, or from the merged file when products were merged since."""
         directory = Path(directory)
-        matrix = np.load(directory / EMBEDDINGS_FILE, allow_pickle=False)
-        ids = np.load(directory / IDS_FILE, allow_pickle=False)
+        if (directory / MERGED_FILE).is_file():
+            with np.load(directory / MERGED_FILE, allow_pickle=False) as data:
+                matrix, ids = data["embeddings"], data["ids"]
+        else:
+            matrix = np.load(directory / EMBEDDINGS_FILE, allow_pickle=False)
+            ids = np.load(directory / IDS_FILE, allow_pickle=False)
         if matrix.ndim != 2:
-            raise ValueError(f"{directory / EMBEDDINGS_FILE} is not a matrix")
+            raise ValueError(f"{directory}: the stored embeddings are not a matrix")
         index = cls(int(matrix.shape[1]))
         index.build(ids, matrix, normalized=True)  # saved rows are unit length: load them bit for bit
         return index
+
+
+@contextmanager
+def _merge_lock(directory: Path) -> Iterator[None]:
+    """One merge at a time per directory, across processes (two imports may embed at once)."""
+    with open(directory / LOCK_FILE, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def merge_saved(
+    directory: str | Path, ids: Sequence[int] | np.ndarray, matrix: np.ndarray, removed: Sequence[int] = ()
+) -> dict[str, int]:
+    """Add or replace these products' vectors in a saved index and drop `removed`, atomically.
+
+    Read, change and write happen under a lock, so concurrent merges all land; the result is
+    written to a temporary file and renamed over vectors.npz, so a reader loads the index as
+    it was before or after the merge, never half of it. Re-running a merge changes nothing.
+    """
+    directory = Path(directory)
+    with _merge_lock(directory):
+        index = VectorIndex.load(directory)
+        before = len(index)
+        removed_count = index.remove(removed)
+        index.upsert(ids, matrix)
+        stored_ids, stored = index.vectors()
+        handle, tmp = tempfile.mkstemp(prefix=f".{MERGED_FILE}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                np.savez(out, ids=stored_ids, embeddings=stored)
+            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; web workers may run as another user
+            os.replace(tmp, directory / MERGED_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return {"stored": len(stored_ids), "added": len(stored_ids) - before + removed_count, "removed": removed_count}

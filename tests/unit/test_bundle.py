@@ -8,8 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
+from engine.modeling.config import HeadConfig
 from engine.modeling.export import FP32_FILE, INT8_FILE
+from engine.modeling.head_export import export_pair_heads
+from engine.modeling.heads import MultiTaskModel
 from engine.serving.bundle import MANIFEST, RANKER, BundleError, load_bundle, write_manifest
+from engine.serving.heads import HEADS_FILE, arrays_for
 from engine.serving.ranker import LinearRanker
 from engine.serving.vectors import EMBEDDINGS_FILE, IDS_FILE
 from tests.unit.serving_fixtures import build_version_dir, card
@@ -138,5 +142,22 @@ def test_corrupt_manifest_and_ranker(version_dir):
         load_bundle(version_dir, 1)
     (version_dir / RANKER).unlink()
     (version_dir / MANIFEST).write_text("[1, 2")
+    with pytest.raises(BundleError, match="cannot load"):
+        load_bundle(version_dir, 1)
+
+
+def test_heads_load_when_present_and_are_optional(version_dir, tiny_model):
+    assert load_bundle(version_dir, 1).heads is None  # a version built before heads.npz, or zero-shot
+    export_pair_heads(MultiTaskModel(tiny_model.encoder, HeadConfig(mlp_hidden=8)), version_dir, ["click"])
+    heads = load_bundle(version_dir, 1).heads
+    assert heads is not None and heads.names == ("click",) and heads.dim == tiny_model.encoder.dim
+
+
+def test_heads_for_other_embeddings_or_corrupt_are_refused(version_dir):
+    layers = {"0.weight": np.zeros((4, 20)), "0.bias": np.zeros(4), "3.weight": np.zeros((1, 4)), "3.bias": np.zeros(1)}
+    np.savez(version_dir / HEADS_FILE, **arrays_for({"click": layers}))
+    with pytest.raises(BundleError, match="heads read 5-dim vectors, the embeddings have 32"):
+        load_bundle(version_dir, 1)
+    (version_dir / HEADS_FILE).write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(BundleError, match="cannot load"):
         load_bundle(version_dir, 1)

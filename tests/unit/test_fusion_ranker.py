@@ -101,6 +101,16 @@ def test_feature_matrix_columns():
     assert not rows[:, [COL["click"], COL["purchase"]]].any()
 
 
+def test_feature_matrix_takes_the_heads_predictions_from_the_signals():
+    signals = {**SIGNALS, 1: CandidateSignals(4.0, 0, "Steel Water Bottle", click=0.7, purchase=0.2)}
+    signals[3] = CandidateSignals(5.0, 10, "Wool socks", click=0.1)
+    rows = feature_matrix("water bottles", [1, 2, 3], DENSE, LEXICAL, signals)
+    assert rows[:, COL["click"]] == pytest.approx([0.7, 0.0, 0.1])  # 2 was not scored: 0
+    assert rows[:, COL["purchase"]] == pytest.approx([0.2, 0.0, 0.0])
+    by_click = fuse("water bottles", DENSE, LEXICAL, signals, LinearRanker(weights={"click": 1.0}))
+    assert [pid for pid, _ in by_click] == [1, 3, 2]
+
+
 def test_feature_matrix_edge_cases():
     rows = feature_matrix("", [7, 8], [], [(7, 0.0)], {})
     assert rows[:, COL["bm25"]].tolist() == [0.0, 0.0]  # a zero top score must not divide by zero

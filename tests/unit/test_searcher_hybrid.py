@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.modeling.config import HeadConfig
+from engine.modeling.head_export import export_pair_heads
+from engine.modeling.heads import MultiTaskModel
 from engine.serving.bundle import load_bundle
+from engine.serving.heads import head_scores
 from engine.serving.lexical import Filters
 from engine.serving.ranker import FEATURES, LinearRanker
 from engine.serving.searcher import Searcher, SearchRequest, card_text, passes
@@ -171,6 +175,7 @@ def test_candidate_features(searcher):
     assert in_both == {1, 2}  # the two lexical matches are also dense candidates
     assert features[:, col["bm25"]].max() == pytest.approx(1.0)
     assert np.all(features[:, col["dense"]] > -1.0001) and np.all(features[:, col["dense"]] < 1.0001)
+    assert not features[:, [col["click"], col["purchase"]]].any()  # the version has no trained heads
     few, few_features = searcher.candidate_features("water bottle", limit=2)
     assert len(few) >= 2 and few_features.shape == (len(few), len(FEATURES))
     with pytest.raises(RuntimeError, match="model version"):
@@ -203,3 +208,27 @@ def test_product_added_while_attaching_gets_a_vector(built):
     assert 43 in searcher.cards and 7 in bundle.vectors
     assert 43 in bundle.vectors  # else the new version could never find it by meaning
     assert searcher.retrieve("folding camping chair", mode="dense")[0][0][0] == 43
+
+
+@pytest.fixture(scope="module")
+def with_heads(tmp_path_factory, tiny_model):
+    directory = build_version_dir(tmp_path_factory.mktemp("heads") / "v5", CARDS)
+    export_pair_heads(MultiTaskModel(tiny_model.encoder, HeadConfig(mlp_hidden=16)), directory, ["click", "purchase"])
+    return directory
+
+
+def test_the_heads_fill_the_click_and_purchase_features(with_heads):
+    searcher = Searcher(candidates=50)
+    searcher.apply_changes(CARDS, [])
+    bundle = load_bundle(with_heads, 5)
+    searcher.attach(bundle)
+    candidates, features = searcher.candidate_features("water bottle")
+    expected = head_scores(bundle.heads, bundle.vectors, bundle.encoder.encode_query("water bottle"), candidates)
+    for name in ("click", "purchase"):
+        column = features[:, FEATURES.index(name)]
+        assert column == pytest.approx([expected[name][pid] for pid in candidates], abs=1e-6)
+        assert np.all((column > 0) & (column < 1))
+    bundle.ranker = LinearRanker(weights={"click": 1.0})  # the searcher reads the attached bundle per search
+    hits, _, ranker = searcher.retrieve("water bottle", mode="hybrid")
+    assert ranker == "ranker:v5"
+    assert ids(hits) == sorted(candidates, key=lambda pid: -expected["click"][pid])

@@ -18,6 +18,7 @@ import worker.building.fine_tune as fine_tune_module
 import worker.building.version_build as version_build
 from engine.evaluation.judgments import ESCI_GAINS, Judgments, Query
 from engine.evaluation.simulator import ShopperModel, Simulator
+from engine.modeling.config import LossWeights
 from engine.modeling.export import export_query_encoder
 from engine.serving.bundle import load_bundle
 from tests.unit.serving_fixtures import copy_export
@@ -160,6 +161,10 @@ def test_a_run_publishes_a_ready_child_with_metrics_and_logs(app, parent, monkey
     logs = job.result["logs"]
     assert any("before (v1)" in line for line in logs) and any(f"after (v{child.id})" in line for line in logs)
     assert load_bundle(child.artifact_path, child.id).vectors.dim == 32
+    # The heads learned from the shoppers' clicks and carts: the child serves them, the zero-shot parent none.
+    assert summary["heads"] == ["click", "purchase"]
+    assert load_bundle(child.artifact_path, child.id).heads.names == ("click", "purchase")
+    assert load_bundle(parent.artifact_path, parent.id).heads is None
     assert not (Path(app.config["INSTANCE_DIR"]) / "checkpoints" / f"fine_tune-job{job.id}").exists()
     assert run_fine_tune_job(job.id) is None  # a redelivery of finished work does nothing
 
@@ -276,3 +281,12 @@ def test_the_schedule_starts_a_run_only_with_enough_new_feedback(app, parent, mo
 
 class _Id:
     id = "task-id"
+
+
+def test_heads_count_as_learned_only_with_labels_and_a_weight():
+    steps = [{"step": 1, "total": 0.9, "relevance": 0.5}, {"step": 2, "total": 0.8, "relevance": 0.4, "click": 0.6}]
+    learned = fine_tune_module.learned_heads
+    assert learned(steps, LossWeights(), ()) == ("click",)  # no step saw a purchase label
+    assert learned(steps, LossWeights(click=0.0), ()) == ()  # a logged loss with weight 0 trained nothing
+    assert learned(steps, LossWeights(), ["purchase"]) == ("click", "purchase")  # the parent's stay learned
+    assert learned([], LossWeights(), ()) == ()

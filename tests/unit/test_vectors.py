@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
-from engine.serving.vectors import VectorIndex
+from engine.serving.vectors import EMBEDDINGS_FILE, MERGED_FILE, VectorIndex, merge_saved, serve_single_threaded
 
 DIM = 8
 
@@ -106,3 +108,55 @@ def test_scores_gives_exact_cosines_for_chosen_ids(index, data):
         expected = unit(matrix[ids == pid])[0] @ (query / np.linalg.norm(query))
         assert got[pid] == pytest.approx(float(expected), abs=1e-5)
     assert index.scores(query, []) == {}
+
+
+def test_merge_saved_adds_replaces_and_removes_in_one_file(tmp_path, index, data):
+    ids, matrix = data
+    index.save(tmp_path)
+    built = (tmp_path / EMBEDDINGS_FILE).read_bytes()
+    fresh = np.random.default_rng(1).normal(size=(2, DIM)).astype(np.float32)
+    result = merge_saved(tmp_path, [100, 7], fresh, removed=[149, 424242])
+    assert result == {"stored": 50, "added": 1, "removed": 1}
+    loaded = VectorIndex.load(tmp_path)  # from vectors.npz now
+    assert sorted(loaded.ids().tolist()) == sorted([*ids[:-1].tolist(), 7])
+    got_ids, got = loaded.lookup([100, 7, 101])
+    assert got_ids == [100, 7, 101]
+    np.testing.assert_allclose(got, unit(np.vstack([fresh, matrix[1:2]])), atol=1e-6)
+    assert (tmp_path / EMBEDDINGS_FILE).read_bytes() == built  # the build's files stay as they were
+    assert {p.name for p in tmp_path.iterdir()} >= {MERGED_FILE} and not list(tmp_path.glob("*.tmp"))
+    again = merge_saved(tmp_path, [100, 7], fresh, removed=[149])  # a re-run changes nothing
+    assert again == {"stored": 50, "added": 0, "removed": 0}
+    assert np.array_equal(VectorIndex.load(tmp_path).vectors()[1], loaded.vectors()[1])
+
+
+def test_concurrent_merges_all_land_and_readers_never_see_half(tmp_path, index):
+    index.save(tmp_path)
+    rng = np.random.default_rng(2)
+    new = {1000 + n: rng.normal(size=(1, DIM)).astype(np.float32) for n in range(12)}
+    errors: list[BaseException] = []
+
+    def merge(pid: int) -> None:
+        try:
+            merge_saved(tmp_path, [pid], new[pid])
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=merge, args=(pid,)) for pid in new]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        loaded = VectorIndex.load(tmp_path)  # every read is one whole state, before or after a merge
+        stored = loaded.ids()
+        assert len(np.unique(stored)) == len(stored) and set(range(100, 150)) <= set(stored.tolist())
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    final = VectorIndex.load(tmp_path).ids().tolist()
+    assert len(final) == 62 and set(new) <= set(final)
+
+
+def test_serving_processes_run_numpy_blas_on_one_thread():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    serve_single_threaded()
+    blas = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    assert blas and all(info["num_threads"] == 1 for info in blas)

@@ -15,9 +15,13 @@ from sqlalchemy import select
 
 import worker.building.version_build as version_build
 from engine.evaluation.split import load_split
+from engine.modeling.config import HeadConfig, ModelConfig
 from engine.modeling.export import FP32_FILE
+from engine.modeling.heads import MultiTaskModel
 from engine.modeling.io import is_complete
 from engine.serving.bundle import MANIFEST, RANKER, BundleError, load_bundle
+from engine.serving.heads import HEADS_FILE
+from engine.serving.ranker import FEATURES
 from engine.serving.vectors import VectorIndex
 from tests.unit.serving_fixtures import copy_export
 from webapp.extensions import db
@@ -139,6 +143,9 @@ def test_first_build_runs_every_step_and_serves(app, catalog, tiny_build, qrels)
     bundle = load_bundle(directory, version.id)
     assert sorted(bundle.vectors.ids().tolist()) == sorted(p.id for p in catalog)
     assert (bundle.ranker is not None) == uses_ranker
+    # Zero-shot heads are random initial weights: not exported, so their ranker columns stay 0.
+    assert manifest["heads"] == [] and not (directory / HEADS_FILE).exists() and bundle.heads is None
+    assert not bundle.ranker or not any(bundle.ranker.weights.get(name) for name in ("click", "purchase"))
 
 
 def test_without_labels_serves_fp32_with_rrf(app, catalog, cached_export, no_qrels):
@@ -245,3 +252,43 @@ def test_a_build_whose_bundle_does_not_load_is_failed(app, catalog, cached_expor
     version = reload(version.id)
     assert version.status == "failed" and version.activated_at is None
     assert "cannot load" in version.metrics["error"] and version.metrics["products"] == len(CATALOG)
+
+
+def trained_tiny(tiny_model):
+    config = ModelConfig(heads=HeadConfig(mlp_hidden=16))
+    return MultiTaskModel(tiny_model.encoder, config.heads), tiny_model.tokenizer, config
+
+
+def test_trained_heads_are_served_fitted_on_and_inherited(app, catalog, cached_export, qrels, tiny_model, monkeypatch):
+    fitted: list = []
+    fit = version_build.fit_ranker
+
+    def spy(searcher, labels):
+        ranker = fit(searcher, labels)
+        fitted.append((searcher.candidate_features("guitar")[1], ranker))
+        return ranker
+
+    monkeypatch.setattr(version_build, "fit_ranker", spy)
+    parent = create_version("fine-tuned")
+    version_build.build_version(
+        parent.id, lambda done, total: None, trained=trained_tiny(tiny_model), trained_heads=("purchase", "click")
+    )
+    directory = Path(reload(parent.id).artifact_path)
+    assert json.loads((directory / MANIFEST).read_text())["heads"] == ["click", "purchase"]
+    assert load_bundle(directory, parent.id).heads.names == ("click", "purchase")
+    [(features, ranker)] = fitted  # the ranker was fitted with the heads' predictions in its columns
+    assert features[:, FEATURES.index("click")].any() and features[:, FEATURES.index("purchase")].any()
+    assert ranker is None or ranker.weights["click"] != 0.0
+
+    child = create_version("rebuilt", parent_id=parent.id)
+    version_build.build_version(child.id, lambda done, total: None)
+    child_dir = Path(reload(child.id).artifact_path)
+    assert (child_dir / HEADS_FILE).read_bytes() == (directory / HEADS_FILE).read_bytes()
+
+
+def test_heads_without_labels_are_not_served(app, catalog, cached_export, no_qrels, tiny_model):
+    version = create_version("fine-tuned without click labels")
+    version_build.build_version(version.id, lambda done, total: None, trained=trained_tiny(tiny_model))
+    directory = Path(reload(version.id).artifact_path)
+    assert json.loads((directory / MANIFEST).read_text())["heads"] == []
+    assert load_bundle(directory, version.id).heads is None

@@ -17,6 +17,7 @@ _TERMINAL = ("succeeded", "cancelled")
 JOB_TASKS = {
     "catalog_import": "catalog.import_file",
     "build_version": "inference.build_version",
+    "embed_products": "inference.embed_products",
     "fine_tune": "training.fine_tune",
 }
 

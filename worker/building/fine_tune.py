@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,8 +25,10 @@ from sqlalchemy import select
 
 from engine.evaluation.judgments import is_esci_json, read_esci_judgments, read_esci_queries
 from engine.evaluation.split import load_split
+from engine.modeling.config import LossWeights
 from engine.modeling.io import load_model_version
 from engine.serving.bundle import load_bundle
+from engine.serving.heads import HEAD_NAMES, HEADS_FILE, heads_in, trained_names
 from engine.serving.searcher import Searcher
 from engine.training.click_model import fit_pbm, uniform_model
 from engine.training.dataset import DatasetConfig, build_dataset, click_rows
@@ -125,6 +127,13 @@ def _parent_scores(parent: ModelVersion, labels: dict[str, LabelSet]) -> dict[st
     return scores(searcher, labels)
 
 
+def learned_heads(losses: list[dict], weights: LossWeights, inherited: Iterable[str]) -> tuple[str, ...]:
+    """The heads worth serving: those that learned in this run (a step logged their task's loss with a
+    positive weight) plus those the parent's had learned before."""
+    learned = {name for name in HEAD_NAMES if getattr(weights, name) > 0 and any(name in step for step in losses)}
+    return trained_names(learned | set(inherited))
+
+
 def checkpoint_dir(job_id: int) -> Path:
     """Where a job's training checkpoints live (kept across worker restarts, removed when it ends)."""
     root = current_app.config["FINE_TUNE_CHECKPOINT_DIR"] or Path(current_app.config["INSTANCE_DIR"]) / "checkpoints"
@@ -213,12 +222,14 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
                 f"more than the margin {settings.gate_margin}; v{version.id} not published"
             )
 
-    summary = {"training": training, "before": before, "after": after, "parent_version_id": parent.id}
+    heads = learned_heads(result.losses, config.loss, heads_in(Path(parent.artifact_path) / HEADS_FILE))
+    summary = {"training": training, "before": before, "after": after, "parent_version_id": parent.id, "heads": heads}
     try:
         built = build_version(
             version.id,
             lambda done, total: hooks.progress(700 + int(300 * done / max(total, 1)), 1000),
             trained=(result.model, loaded.tokenizer, config),
+            trained_heads=heads,
             gate=gate,
             activate_if_none=False,
         )

@@ -1,7 +1,8 @@
 """Build a model version end to end, in numbered steps, publishing atomically.
 
 1. read the active catalog; 2. load the encoder (packaged MiniLM, or the parent version);
-3. export the query tower to ONNX (fp32 + int8, verified against torch); 4. embed every
+3. export the query tower to ONNX (fp32 + int8, verified against torch) and the trained
+click/purchase heads to numpy (heads.npz, for the ranker's columns); 4. embed every
 product in length-sorted batches (GPU when present); 5. on the train half of the labelled
 queries, choose int8 or fp32 and fit the ranker; 6. write the manifest last and rename the
 directory into place; only then does the row say ready.
@@ -10,7 +11,7 @@ directory into place; only then does the row say ready.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from engine.evaluation.split import load_split
 from engine.modeling.config import ModelConfig
 from engine.modeling.encoder import load_pretrained
 from engine.modeling.export import export_query_encoder
+from engine.modeling.head_export import export_pair_heads
 from engine.modeling.heads import MultiTaskModel
 from engine.modeling.inference import embed_texts
 from engine.modeling.io import load_model_version, save_model_version
@@ -34,6 +36,7 @@ from engine.serving.bundle import (
     load_bundle,
     write_manifest,
 )
+from engine.serving.heads import HEADS_FILE, PairHeads, heads_in, load_heads
 from engine.serving.query_encoder import OnnxQueryEncoder
 from engine.serving.searcher import Searcher, card_text
 from engine.serving.vectors import VectorIndex
@@ -63,20 +66,26 @@ def _labels(path: str | None, split: str) -> LabelSet | None:
     return LabelSet([q for q in read_esci_queries(path) if q.text in keep], judgments)
 
 
-def _phase(progress: Progress, start: float, end: float) -> Progress:
+def progress_phase(progress: Progress, start: float, end: float) -> Progress:
     """Map a step's own (done, total) onto its share of the whole job."""
     return lambda done, total: progress(int(1000 * (start + (end - start) * done / max(total, 1))), 1000)
 
 
-def _select(tmp: Path, version_id: int, searcher: Searcher, vectors: VectorIndex) -> tuple[dict, str, bool]:
-    """Step 5: int8-or-fp32 and the ranker, chosen on the train half; the test half only reported."""
+def _select(
+    tmp: Path, version_id: int, searcher: Searcher, vectors: VectorIndex, heads: PairHeads | None
+) -> tuple[dict, str, bool]:
+    """Step 5: int8-or-fp32 and the ranker, chosen on the train half; the test half only reported.
+
+    The ranker is fitted with the heads' predictions in its click and purchase columns, exactly
+    as serving will fill them.
+    """
     train = _labels(current_app.config["RANKER_QRELS"], "train")
     if train is None or not train.queries:
         return {"note": "no labelled queries: fp32 encoder, RRF fusion"}, "fp32", False
 
     def attach(variant: str, ranker=None) -> None:
         searcher.bundle = ServingBundle(
-            version_id, "hybrid", tmp, OnnxQueryEncoder(tmp, variant=variant), vectors, ranker
+            version_id, "hybrid", tmp, OnnxQueryEncoder(tmp, variant=variant), vectors, ranker, heads
         )
 
     variant, metrics = choose_variant(searcher, train, attach)
@@ -111,12 +120,15 @@ def build_version(
     settings: BuildSettings | None = None,
     *,
     trained: Trained | None = None,
+    trained_heads: Sequence[str] = (),
     gate: Gate | None = None,
     activate_if_none: bool = True,
 ) -> dict:
     """Build the artifacts of a version in 'building' and mark it ready (and active if none is).
 
     The encoder is `trained` when given, else the parent version's, else the packaged MiniLM.
+    trained_heads names the heads of a `trained` model that learned from labels ("click",
+    "purchase"); only those are served. A parent's model brings its parent's trained heads.
     """
     settings = settings or BuildSettings()
     version = db.session.get(ModelVersion, version_id)
@@ -133,19 +145,23 @@ def build_version(
     progress(10, 1000)
     if trained is not None:
         model, tokenizer, config = trained
+        heads = tuple(trained_heads)
     elif version.parent_id:
         parent = db.session.get(ModelVersion, version.parent_id)
         loaded = load_model_version(parent.artifact_path)
         model, tokenizer, config = loaded.model, loaded.tokenizer, loaded.config
+        heads = heads_in(Path(parent.artifact_path) / HEADS_FILE)
     else:
         encoder, tokenizer = load_pretrained()
         config = ModelConfig()
         model = MultiTaskModel(encoder, config.heads)
+        heads = ()  # randomly initialised: no signal to serve (see engine.modeling.head_export)
     progress(50, 1000)
     metrics: dict = {}
 
     def write_artifacts(tmp: Path) -> None:
         export_query_encoder(model.encoder, tokenizer, tmp, max_length=settings.query_max_length)
+        export_pair_heads(model, tmp, heads)
         progress(150, 1000)
         matrix = embed_texts(
             model,
@@ -153,14 +169,14 @@ def build_version(
             [card_text(c) for c in cards],
             batch_size=settings.batch_size,
             max_length=settings.product_max_length,
-            progress=_phase(progress, 0.15, 0.85),
+            progress=progress_phase(progress, 0.15, 0.85),
         )
         vectors = VectorIndex(matrix.shape[1])
         vectors.build([c.id for c in cards], matrix)
         vectors.save(tmp)
         searcher = Searcher(candidates=current_app.config["SEARCH_CANDIDATES"])
         searcher.apply_changes(cards, [])
-        chosen, variant, _ = _select(tmp, version_id, searcher, vectors)
+        chosen, variant, _ = _select(tmp, version_id, searcher, vectors, load_heads(tmp))
         metrics.update(chosen, products=len(cards))
         if gate is not None:
             gate(searcher, metrics)
@@ -168,7 +184,12 @@ def build_version(
         write_manifest(
             tmp,
             version.retrieval_mode,
-            {"serve_variant": variant, "products": len(cards), "built_at": utcnow().isoformat()},
+            {
+                "serve_variant": variant,
+                "products": len(cards),
+                "heads": list(heads_in(tmp / HEADS_FILE)),  # served click/purchase heads
+                "built_at": utcnow().isoformat(),
+            },
         )
 
     save_model_version(model, tokenizer, config, target, metrics=metrics, extra=write_artifacts)

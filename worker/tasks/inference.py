@@ -1,4 +1,5 @@
-"""Inference-queue tasks: building a model version's embeddings and ONNX encoder."""
+"""Inference-queue tasks: building a model version's embeddings and ONNX encoder, and embedding
+a list of products into an existing version's vectors."""
 
 from __future__ import annotations
 
@@ -22,3 +23,19 @@ def build_version(job_id: int) -> dict | None:
     from worker.building.version_build import build_version as build  # torch loads in the child only
 
     return run_job(job_id, lambda job, progress: build(job.params["version_id"], progress))
+
+
+@shared_task(
+    name="inference.embed_products",
+    soft_time_limit=3 * 3600,  # a whole catalog's worth of ids takes as long as a build's embedding
+    time_limit=3 * 3600 + 120,
+    acks_late=True,  # idempotent: the same products embed to the same vectors, merged by id
+    autoretry_for=(OperationalError,),
+    retry_backoff=30,
+    max_retries=3,
+)
+def embed_products(job_id: int) -> dict | None:
+    """Embed the job's product_ids with its version_id's encoder and merge them into that version's vectors."""
+    from worker.building.product_embedding import embed_products as embed  # torch loads in the child only
+
+    return run_job(job_id, lambda job, progress: embed(job.params["version_id"], job.params["product_ids"], progress))
