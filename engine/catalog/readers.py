@@ -91,7 +91,7 @@ def read_bulk(text: str) -> Iterator[ParsedLine]:
             pending = None
         if pending is None:
             if not _is_bulk_action(doc):
-                yield ParsedLine(number, None, "expected a bulk action line such as {\"index\": {...}}")
+                yield ParsedLine(number, None, 'expected a bulk action line such as {"index": {...}}')
                 continue
             action, meta = next(iter(doc.items()))
             if action not in _BULK_ACTIONS:

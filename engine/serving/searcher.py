@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.ranking.board import SignalBoard
+from engine.ranking.context import ContextSettings
+from engine.ranking.context_ranker import ContextRanker
+from engine.ranking.stage import ContextResult, SearchContext, apply_context
 from engine.serving.bundle import ServingBundle
 from engine.serving.heads import candidate_head_scores
 from engine.serving.hybrid import CandidateSignals, candidate_ids, feature_matrix, fuse
@@ -34,6 +38,11 @@ class ProductCard:
     category: str = ""
     bullet_points: str = ""
     description: str = ""
+    # The product's timeline, in epoch seconds, for the freshness signals (None: unknown / never).
+    created_at: float | None = None
+    price_dropped_at: float | None = None
+    price_drop: float = 0.0  # fraction of the price taken off at the last cut
+    restocked_at: float | None = None
 
     def lexical_doc(self) -> LexicalDoc:
         return LexicalDoc(
@@ -73,6 +82,7 @@ class SearchResponse:
     ranker: str
     brand_counts: dict[str, int]
     model_version_id: int | None = None  # the version whose encoder ranked these results, if any
+    context: ContextResult | None = None  # stage 2's features (to log) and whether it re-ordered
 
 
 class Searcher:
@@ -90,6 +100,10 @@ class Searcher:
         self.candidates = candidates
         self.bundle: ServingBundle | None = None
         self.extra_bundles: dict[int, ServingBundle] = {}  # version id -> bundle (A/B variants)
+        # Stage 2: decayed signals mirrored from the shared store, and the ranker fitted on logged feedback.
+        self.board = SignalBoard()
+        self.context_ranker: ContextRanker | None = None
+        self.context_settings = ContextSettings()
         self._lock = threading.Lock()
 
     def attach(self, bundle: ServingBundle | None) -> None:
@@ -236,11 +250,23 @@ class Searcher:
         return priced + unpriced  # unknown prices go last either way
 
     def search(
-        self, request: SearchRequest, bundle: ServingBundle | None = None, mode: str | None = None
+        self,
+        request: SearchRequest,
+        bundle: ServingBundle | None = None,
+        mode: str | None = None,
+        context: SearchContext | None = None,
     ) -> SearchResponse:
-        """Retrieve, sort and cut one page of results (bundle and mode: as retrieve's overrides)."""
+        """Retrieve, sort and cut one page of results (bundle and mode: as retrieve's overrides).
+
+        With a context, stage 2 computes the head's context features (returned for logging)
+        and, once a context ranker is fitted, re-orders the head by them.
+        """
         bundle = bundle or self.bundle  # read once: the version named in the response is the one used
         hits, result, ranker = self.retrieve(request.text, request.filters, mode=mode, bundle=bundle)
+        staged = None
+        if context is not None and request.sort == "relevance" and request.text.strip():
+            staged = self.contextualize(hits, context, bundle)
+            hits = staged.hits
         ordered = self._sorted(hits, request.sort, ranker)
         start = (request.page - 1) * request.page_size
         page = [
@@ -256,7 +282,15 @@ class Searcher:
             ranker=ranker,
             brand_counts=result.brand_counts,
             model_version_id=bundle.version_id if bundle is not None and ranker.endswith(f":{bundle.name}") else None,
+            context=staged,
         )
+
+    def contextualize(
+        self, hits: list[tuple[int, float]], context: SearchContext, bundle: ServingBundle | None = None
+    ) -> ContextResult:
+        """Stage 2 over stage-1 hits: context features for the head, re-ordered once a ranker is fitted."""
+        vectors = bundle.vectors if bundle is not None else None
+        return apply_context(hits, self.cards, self.board, self.context_ranker, self.context_settings, context, vectors)
 
 
 def passes(card: ProductCard, filters: Filters) -> bool:
