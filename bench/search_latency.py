@@ -73,7 +73,9 @@ def copy_instance(source: Path, target: Path, version: tuple[int, Path] | None, 
 def in_process_floor(artifacts: Path, version_id: int, texts: list[str], candidates: int) -> tuple[dict, str]:
     """Median ms of query encoding and vector search alone, on the version's bundle, one thread; and what ran."""
     from engine.serving.bundle import load_bundle  # onnxruntime + faiss, as a web worker loads them
+    from engine.serving.vectors import serve_single_threaded
 
+    serve_single_threaded()  # as every web worker does at start: faiss's OpenMP threads fought (12 ms vs 1 ms)
     bundle = load_bundle(artifacts, version_id, threads=1)
     for i in range(20):  # warm up kernels with texts outside the query set (the cache stays clean)
         bundle.vectors.search(bundle.encoder.encode_query(f"warm up {i} wireless mouse"), candidates)
