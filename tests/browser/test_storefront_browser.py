@@ -132,6 +132,8 @@ def shop(tmp_path_factory) -> Iterator[dict]:
         "DATABASE_URL": db_url,
         "HF_HUB_OFFLINE": "1",
         "GUNICORN_WORKERS": "2",
+        # Workers build their suggestions at start; the tests' own searches must show up in them soon.
+        "KAIROS_SUGGEST_REFRESH_SECONDS": "0.5",
     }
     env.pop("KAIROS_TEST_DATABASE_URL", None)
     for step in (["db", "upgrade"], ["catalog", "import", str(_write_catalog(instance / "catalog.ndjson"))]):

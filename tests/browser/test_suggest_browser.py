@@ -3,6 +3,8 @@ search box; the keyboard picks a popular query (a results page), a click a produ
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -18,6 +20,14 @@ def popular(shop):  # noqa: F811
     for _ in range(2):
         response = requests.get(f"{shop['base']}/api/search", params={"q": "kitchen towels"}, timeout=30)
         assert response.status_code == 200 and response.json()["total"] >= 3
+    # Every worker refreshes its suggestions within KAIROS_SUGGEST_REFRESH_SECONDS of a request:
+    # ask until a run of answers (spread over the workers) carries the new query.
+    deadline, streak = time.monotonic() + 30, 0
+    while streak < 6 and time.monotonic() < deadline:
+        answer = requests.get(f"{shop['base']}/api/suggest", params={"q": "kitch"}, timeout=30).json()
+        streak = streak + 1 if "kitchen towels" in [s["text"] for s in answer["suggestions"]] else 0
+        time.sleep(0.2)
+    assert streak >= 6, "the popular query never reached the suggestions"
 
 
 def test_typing_shows_suggestions_and_the_keyboard_picks_one(page, shop, popular):  # noqa: F811
