@@ -8,7 +8,8 @@ brand among them, relevant or not (most are not: the visitor then mostly meets t
 brand in products they would not want anyway). A context ranker is fitted on
 warm-up pages logged with session profiles; then two arms serve the same sessions with
 that ranker, each on its own copy of the warm-up's signal board: with the visitor's
-profile (engine.ranking.profile.build_profile of their clicks so far in that arm) and
+profile (engine.ranking.profile.build_profile of their clicks, carts and purchases so far
+in that arm, and of what that arm showed them, as the web reads it from impressions) and
 without (profile None, the cold-start ranking).
 """
 
@@ -20,13 +21,14 @@ import numpy as np
 
 from bench.shift_world import ACTIONS, T0, Arm, Taste, World, react
 from engine.ranking.context import top_category
-from engine.ranking.profile import Interaction, ProfileItem, ShopperProfile, build_profile
+from engine.ranking.profile import Exposure, Interaction, ProfileItem, ShopperProfile, build_profile
 from engine.ranking.stage import CONTEXT_POOL
 
 VISITORS = 3  # salt of the visitors' random streams
 PLACEHOLDER_BRANDS = frozenset({"unknown", "generic", "none", "n/a"})  # catalog fillers, not brands
 RELEVANT_GAIN = 0.1  # relative gain of an ESCI Substitute
 MAX_SESSION = 1000  # a page's log key is visitor * MAX_SESSION + search number
+PROFILE_SEARCHES = 10  # the web reads the impressions of a visitor's last 10 searches
 
 
 @dataclass(frozen=True)
@@ -100,16 +102,14 @@ def sessions(
     return out
 
 
-def profile_of(world: World, interactions: list[Interaction], now: float) -> ShopperProfile | None:
+def profile_of(
+    world: World, interactions: list[Interaction], exposures: list[Exposure], now: float
+) -> ShopperProfile | None:
     """The visitor's session profile, as the web builds it (no product vectors in lexical mode)."""
     cards = world.searcher.cards
-    items = {
-        i.product_id: ProfileItem(
-            cards[i.product_id].brand, top_category(cards[i.product_id].category), cards[i.product_id].price
-        )
-        for i in interactions
-    }
-    return build_profile(interactions, items, None, now)
+    pids = {i.product_id for i in interactions} | {e.product_id for e in exposures}
+    items = {pid: ProfileItem(cards[pid].brand, top_category(cards[pid].category), cards[pid].price) for pid in pids}
+    return build_profile(interactions, items, None, now, exposures=exposures)
 
 
 def serve(world: World, arm: Arm, plan: list[Session], personal: bool, settings: PersonalSettings) -> np.ndarray:
@@ -121,11 +121,15 @@ def serve(world: World, arm: Arm, plan: list[Session], personal: bool, settings:
     texts = {q.qid: q.text for q in world.simulator.queries}
     order = sorted((t, s, j) for s, session in enumerate(plan) for j, t in enumerate(session.times))
     history: dict[int, list[Interaction]] = {}
+    shown: dict[int, list[Exposure]] = {}
     rows = []
     for now, s, j in order:
         session = plan[s]
         seen = history.setdefault(session.visitor, [])
-        profile = profile_of(world, seen, now) if personal and seen else None
+        pages = shown.setdefault(session.visitor, [])
+        profile = (
+            profile_of(world, seen, pages[-PROFILE_SEARCHES * settings.page_size :], now) if personal and seen else None
+        )
         qid = session.qids[j]
         response = arm.search(texts[qid], now, profile)
         taste = Taste(brand=session.brand, brand_lift=settings.brand_lift)
@@ -133,6 +137,7 @@ def serve(world: World, arm: Arm, plan: list[Session], personal: bool, settings:
         arm.feed(session.visitor * MAX_SESSION + j, texts[qid], response, gains, now)
         for hit, gain in zip(response.hits, gains, strict=True):
             seen.extend(Interaction(action, hit.card.id, now) for action in ACTIONS[: int(gain)])
+            pages.append(Exposure(hit.card.id, hit.position, now))
         rows.append(
             ((gains > 0).sum(), (gains == 3).sum(), bool(session.brand), session.visitor, j, profile is not None)
         )

@@ -29,8 +29,8 @@ CONTEXT_FEATURES = (
     "price_drop",  # a recent price cut, by its size
     "back_in_stock",  # recently restocked
     "profile_sim",  # cosine of the session profile's embedding with the product's
-    "brand_affinity",  # the profile's share of attention on this brand
-    "category_affinity",  # ... on this top-level category
+    "brand_affinity",  # the shopper's engagement with this brand beyond what its exposure predicts
+    "category_affinity",  # ... with this top-level category
     "price_fit",  # the price sits in the profile's price band
 )
 PERSONAL_FEATURES = ("profile_sim", "brand_affinity", "category_affinity", "price_fit")
@@ -91,8 +91,11 @@ def exploration(facts: ProductFacts, activity: ProductActivity, now: float, sett
 
 
 def _personal(facts: ProductFacts, sim: float, profile: ShopperProfile) -> tuple[float, float, float, float]:
-    brand = profile.brands.get(facts.brand.lower(), 0.0) if facts.brand else 0.0
-    category = profile.categories.get(top_category(facts.category), 0.0)
+    # Engagement against exposure where the profile has it; else the share of engagement.
+    brands = profile.brands if profile.brand_affinity is None else profile.brand_affinity
+    categories = profile.categories if profile.category_affinity is None else profile.category_affinity
+    brand = brands.get(facts.brand.lower(), 0.0) if facts.brand else 0.0
+    category = categories.get(top_category(facts.category), 0.0)
     fit = 0.0
     if profile.price_band is not None and facts.price is not None:
         low, high = profile.price_band

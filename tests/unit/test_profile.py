@@ -5,12 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.ranking.board import SignalBoard
+from engine.ranking.context import CONTEXT_FEATURES, ContextSettings, ProductFacts, context_matrix
 from engine.ranking.profile import (
     ACTION_WEIGHTS,
+    AFFINITY_RANGE,
     BAND_MARGIN,
     PROFILE_HALF_LIFE,
+    Exposure,
     Interaction,
     ProfileItem,
+    affinity,
     build_profile,
 )
 from engine.serving.vectors import VectorIndex
@@ -78,3 +83,67 @@ def test_the_profile_vector_is_the_weighted_mean_of_product_vectors():
     assert np.linalg.norm(profile.vector) == pytest.approx(1.0, abs=1e-6)
     assert build_profile([Interaction("click", 3, T0)], ITEMS, vectors.lookup, T0).vector is None
     assert build_profile(events, ITEMS, None, T0).vector is None
+
+
+# Affinity against exposure: engaged minus the visitor's rate times how much each brand was looked at.
+
+
+def test_affinity_is_engagement_beyond_what_exposure_predicts():
+    # 3 engaged over 2 examinations: rate 1.5; acme expected 0.75 of its 3, zenith 2.25 of its 0.
+    assert affinity({"acme": 3.0}, {"acme": 0.5, "zenith": 1.5}) == {
+        "acme": pytest.approx(2.25),
+        "zenith": pytest.approx(-2.25),
+    }
+    # Engaged exactly at the visitor's rate: no affinity either way.
+    assert affinity({"acme": 1.0, "zenith": 2.0}, {"acme": 1.0, "zenith": 2.0}) == {"acme": 0.0, "zenith": 0.0}
+
+
+def test_affinity_is_clipped_and_empty_without_evidence():
+    low, high = AFFINITY_RANGE
+    assert affinity({"acme": 20.0}, {"acme": 1.0, "zenith": 1.0}) == {"acme": high, "zenith": low}
+    assert affinity({}, {"acme": 1.0}) == {}
+    assert affinity({"acme": 1.0}, {}) == {}
+
+
+def page(*pids: int, at: float = T0) -> list[Exposure]:
+    return [Exposure(pid, position, at) for position, pid in enumerate(pids, start=1)]
+
+
+def test_a_click_deep_on_the_page_says_more_than_one_at_the_top():
+    shown = [Exposure(1, 1, T0), Exposure(2, 10, T0)]  # examined 1 and 0.1: rate 1 / 1.1 for one click
+    deep = build_profile([Interaction("click", 2, T0)], ITEMS, None, T0, exposures=shown)
+    top = build_profile([Interaction("click", 1, T0)], ITEMS, None, T0, exposures=shown)
+    assert deep.brand_affinity == {"zenith": pytest.approx(1 - 0.1 / 1.1), "acme": pytest.approx(-1 / 1.1)}
+    assert top.brand_affinity == {"acme": pytest.approx(1 - 1 / 1.1), "zenith": pytest.approx(-0.1 / 1.1)}
+    assert deep.category_affinity == {"garden": pytest.approx(1 - 0.1 / 1.1), "home": pytest.approx(-1 / 1.1)}
+    # The shares of engagement cannot tell the two apart.
+    assert deep.brands == {"zenith": 1.0} and top.brands == {"acme": 1.0}
+
+
+def test_exposure_weighs_actions_decays_and_skips_blank_brands():
+    # Purchase (3) of acme shown 2nd now; zenith shown 1st a half-life ago (0.5); product 3 has no brand.
+    shown = [*page(2, at=T0 - PROFILE_HALF_LIFE), Exposure(1, 2, T0), Exposure(3, 3, T0)]
+    profile = build_profile([Interaction("purchase", 1, T0)], ITEMS, None, T0, exposures=shown)
+    rate = 3.0 / (0.5 + 0.5)
+    assert profile.brand_affinity == {"acme": pytest.approx(3.0 - rate * 0.5), "zenith": pytest.approx(-rate * 0.5)}
+    assert "" not in profile.brand_affinity and "" not in profile.category_affinity
+
+
+def test_never_shown_brands_stay_out_and_an_unshown_engaged_product_counts_as_looked_at():
+    # Product 2 engaged with no impression read (a product page): examined once, like acme shown first.
+    profile = build_profile([Interaction("click", 2, T0)], ITEMS, None, T0, exposures=page(1))
+    assert profile.brand_affinity == {"zenith": pytest.approx(0.5), "acme": pytest.approx(-0.5)}
+    assert "cobalt" not in profile.brand_affinity
+    # Exposure alone makes no profile: nothing engaged, nothing to weigh it against.
+    assert build_profile([], ITEMS, None, T0, exposures=page(1, 2)) is None
+
+
+def test_without_exposures_the_features_read_the_shares():
+    profile = build_profile([Interaction("click", 1, T0)], ITEMS, None, T0)
+    assert profile.brand_affinity is None and profile.category_affinity is None
+    against = build_profile([Interaction("click", 1, T0)], ITEMS, None, T0, exposures=page(2, 1))
+    facts = {1: ProductFacts(brand="Acme", category="Home > Bath"), 2: ProductFacts(brand="Zenith", category="Garden")}
+    columns = [CONTEXT_FEATURES.index("brand_affinity"), CONTEXT_FEATURES.index("category_affinity")]
+    for built, expected in ((profile, [[1.0, 1.0], [0.0, 0.0]]), (against, [[2 / 3, 2 / 3], [-2 / 3, -2 / 3]])):
+        rows, _ = context_matrix([1, 2], "", SignalBoard(), facts, T0, ContextSettings(), built)
+        assert rows[:, columns].tolist() == [[pytest.approx(v) for v in row] for row in expected]

@@ -81,13 +81,10 @@ def test_time_aware_beats_static_after_the_shift(world):
     assert (result.clicks["static"][warm] == result.clicks["time-aware"][warm]).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fitted brand_affinity weight stays small: a short session's profile is mostly the brands of "
-    "relevant products clicked anyway (see bench/README.md, 'Time-aware and personalised ranking')",
-)
 def test_personalised_beats_non_personal_for_brand_loyal_visitors(world):
-    settings = PersonalSettings(searches=1500, page_size=10, sessions_per_hour=60, seed=3)
+    # Brand affinity against exposure (what each visitor was shown) carries the preference; the
+    # lift is small (about +1.5% in 3 of 4 seeds here), so the run is sized to measure it.
+    settings = PersonalSettings(searches=4000, page_size=10, sessions_per_hour=60, seed=3)
     result = run_personal(world, settings)
     assert result.weights.get("brand_affinity", 0) > 0, (result.fit_metrics, result.weights)
     loyal = result.loyal

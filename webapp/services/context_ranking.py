@@ -1,7 +1,7 @@
 """Stage 2 in the web worker: the shopper's context for a search, and the fitted ranker to use.
 
-The profile is read per search from the visitor's recent events (one indexed query);
-the ranker is the newest active ContextRankerFit, polled every CONTEXT_RANKER_CHECK_SECONDS.
+The profile is read per search from the visitor's recent events and, when there are any,
+the impressions of their last few searches (two indexed queries, bounded); the ranker is the newest active ContextRankerFit, polled every CONTEXT_RANKER_CHECK_SECONDS.
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from sqlalchemy import func, select
 
 from engine.ranking.context import ContextSettings, top_category
 from engine.ranking.context_ranker import ContextRanker
-from engine.ranking.profile import Interaction, ProfileItem, ShopperProfile, build_profile
+from engine.ranking.profile import Exposure, Interaction, ProfileItem, ShopperProfile, build_profile
 from engine.ranking.stage import SearchContext
 from engine.serving.bundle import ServingBundle
 from engine.serving.searcher import Searcher
 from webapp.extensions import db
-from webapp.models import ContextRankerFit, Event, utcnow
+from webapp.models import ContextRankerFit, Event, Impression, SearchQuery, utcnow
 from webapp.services.search_params import normalize_query
+
+PROFILE_SEARCHES = 10  # brand and category affinity weigh engagement against these searches' impressions
 
 
 def epoch(moment: datetime) -> float:
@@ -43,6 +45,27 @@ def recent_interactions(visitor_id: str, now: datetime) -> list[Interaction]:
     return [Interaction(row.type, row.product_id, epoch(row.at)) for row in rows]
 
 
+def recent_exposures(visitor_id: str, now: datetime) -> list[Exposure]:
+    """What the visitor was shown on their last PROFILE_SEARCHES searches within the profile window."""
+    since = now - timedelta(hours=current_app.config["PROFILE_WINDOW_HOURS"])
+    searches = db.session.execute(
+        select(SearchQuery.id, SearchQuery.created_at)
+        .where(SearchQuery.visitor_id == visitor_id, SearchQuery.created_at >= since)
+        .order_by(SearchQuery.id.desc())
+        .limit(PROFILE_SEARCHES)
+    ).all()
+    if not searches:
+        return []
+    # Two indexed reads: on SQLite, joining the searches to their impressions took twice as long.
+    stamps = {row.id: epoch(row.created_at) for row in searches}
+    rows = db.session.execute(
+        select(Impression.search_id, Impression.product_id, Impression.position).where(
+            Impression.search_id.in_(list(stamps))
+        )
+    ).all()
+    return [Exposure(pid, position, stamps[sid]) for sid, pid, position in rows]
+
+
 def visitor_profile(
     visitor_id: str | None, searcher: Searcher, bundle: ServingBundle | None, now: datetime
 ) -> ShopperProfile | None:
@@ -51,17 +74,17 @@ def visitor_profile(
         return None
     interactions = recent_interactions(visitor_id, now)
     if not interactions:
-        return None
+        return None  # no engagement, nothing to weigh exposure against: skip the impressions read
+    exposures = recent_exposures(visitor_id, now)
     cards = searcher.cards
+    pids = {i.product_id for i in interactions} | {e.product_id for e in exposures}
     items = {
-        i.product_id: ProfileItem(
-            cards[i.product_id].brand, top_category(cards[i.product_id].category), cards[i.product_id].price
-        )
-        for i in interactions
-        if i.product_id in cards
+        pid: ProfileItem(cards[pid].brand, top_category(cards[pid].category), cards[pid].price)
+        for pid in pids
+        if pid in cards
     }
     lookup = bundle.vectors.lookup if bundle is not None else None
-    return build_profile(interactions, items, lookup, epoch(now))
+    return build_profile(interactions, items, lookup, epoch(now), exposures=exposures)
 
 
 def search_context(
