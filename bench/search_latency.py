@@ -47,7 +47,7 @@ def active_version(instance: Path) -> tuple[int, Path] | None:
 
 def copy_instance(source: Path, target: Path, version: tuple[int, Path] | None, serve_it: bool) -> None:
     """A private copy of the instance's catalog; its version retired (lexical) or active on copied artifacts."""
-    target.mkdir(parents=True)
+    target.mkdir(parents=True, exist_ok=True)
     # The backup API reads a consistent snapshot even while the source has a live WAL.
     dst = sqlite3.connect(target / "kairos.db")
     with closing(sqlite3.connect(f"file:{source / 'kairos.db'}?mode=ro", uri=True)) as src:
