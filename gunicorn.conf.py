@@ -5,7 +5,7 @@ import signal
 
 # Each worker holds its own in-memory indexes; threads share them within a worker.
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))  # tuned: bench/README.md "Serving tuning"
 worker_class = "gthread"
 timeout = 30
 graceful_timeout = 10
