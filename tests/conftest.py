@@ -37,18 +37,20 @@ def drop_everything() -> None:
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app({
-        "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": test_database_url(tmp_path),
-        "INSTANCE_DIR": str(tmp_path),
-        "WTF_CSRF_ENABLED": False,
-        "INDEX_SYNC_SECONDS": 0.0,
-        # Signal counts written and mirrored at once (the buffering has its own tests).
-        "SIGNAL_IMPRESSION_FLUSH_SECONDS": 0.0,
-        "SIGNAL_IMPRESSION_SYNC_SECONDS": 0.0,
-        # Unit tests never reach a broker: views that enqueue are tested with send_task patched.
-        "CELERY": {"broker_url": "memory://", "result_backend": "cache+memory://"},
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": test_database_url(tmp_path),
+            "INSTANCE_DIR": str(tmp_path),
+            "WTF_CSRF_ENABLED": False,
+            "INDEX_SYNC_SECONDS": 0.0,
+            # Signal counts written and mirrored at once (the buffering has its own tests).
+            "SIGNAL_IMPRESSION_FLUSH_SECONDS": 0.0,
+            "SIGNAL_IMPRESSION_SYNC_SECONDS": 0.0,
+            # Unit tests never reach a broker: views that enqueue are tested with send_task patched.
+            "CELERY": {"broker_url": "memory://", "result_backend": "cache+memory://"},
+        }
+    )
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -75,8 +77,16 @@ def make_product(app):
 
     def make(**fields) -> Product:
         n = next(counter)
-        values = {"external_id": f"P{n:05d}", "title": f"Product {n}", "brand": "Acme", "rating": 4.0,
-                  "rating_count": 10, "price": 10.0, "created_at": utcnow(), "updated_at": utcnow()}
+        values = {
+            "external_id": f"P{n:05d}",
+            "title": f"Product {n}",
+            "brand": "Acme",
+            "rating": 4.0,
+            "rating_count": 10,
+            "price": 10.0,
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        }
         values.update(fields)
         product = Product(**values)
         db.session.add(product)

@@ -10,9 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.models import Product, utcnow
+from webapp.models import Product, epoch, utcnow
 from webapp.services.catalog_import import import_catalog
-from webapp.services.context_ranking import epoch
 from webapp.services.search_index import get_searcher
 
 

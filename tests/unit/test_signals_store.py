@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from engine.ranking.context import CONTEXT_FEATURES
 from engine.ranking.decay import DecayedCount, HalfLives
 from webapp.extensions import db
-from webapp.models import Event, Impression, Product, ProductSignal, QuerySignal, SearchQuery, utcnow
-from webapp.services.context_ranking import epoch
+from webapp.models import Event, Impression, Product, ProductSignal, QuerySignal, SearchQuery, epoch, utcnow
 from webapp.services.search_index import get_searcher
 from webapp.services.signal_sync import sync_signals
 

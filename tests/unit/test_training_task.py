@@ -265,7 +265,9 @@ def test_a_crashed_run_resumes_from_its_checkpoint(app, parent, monkeypatch):
 
 def test_the_schedule_starts_a_run_only_with_enough_new_feedback(app, parent, monkeypatch):
     sent = []
-    monkeypatch.setattr(app.extensions["celery"], "send_task", lambda name, args, **_options: sent.append((name, args)) or _Id())
+    monkeypatch.setattr(
+        app.extensions["celery"], "send_task", lambda name, args, **_options: sent.append((name, args)) or _Id()
+    )
     assert maybe_start_fine_tune() == {"started": False, "reason": "0 new feedback events, 10 needed"}
     shoppers(app, sessions=20)
     decision = maybe_start_fine_tune()

@@ -3,7 +3,7 @@
 from webapp.models import product_changes  # noqa: F401  (registers the price-cut / restock flush hook)
 from webapp.models.activity import EVENT_TYPES, Event, Impression, SearchQuery, Visitor
 from webapp.models.admin import ADMIN_ROLES, AdminUser
-from webapp.models.base import utcnow
+from webapp.models.base import epoch, utcnow
 from webapp.models.catalog import PRODUCT_FIELDS, Product
 from webapp.models.experiments import (
     EXPERIMENT_STATUSES,
@@ -38,5 +38,6 @@ __all__ = [
     "Product",
     "SearchQuery",
     "Visitor",
+    "epoch",
     "utcnow",
 ]

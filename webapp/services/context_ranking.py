@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import bindparam, func, select
@@ -21,15 +21,10 @@ from engine.ranking.stage import SearchContext
 from engine.serving.bundle import ServingBundle
 from engine.serving.searcher import Searcher
 from webapp.extensions import db
-from webapp.models import ContextRankerFit, Event, Impression, SearchQuery, utcnow
+from webapp.models import ContextRankerFit, Event, Impression, SearchQuery, epoch, utcnow
 from webapp.services.search_params import normalize_query
 
 PROFILE_SEARCHES = 10  # brand and category affinity weigh engagement against these searches' impressions
-
-
-def epoch(moment: datetime) -> float:
-    """Epoch seconds of a naive-UTC column value."""
-    return moment.replace(tzinfo=UTC).timestamp()
 
 
 # Built once: constructing these statements per search cost more than running them (profiled).
@@ -51,18 +46,9 @@ _SHOWN = select(Impression.search_id, Impression.product_id, Impression.position
 )
 
 
-def recent_interactions(visitor_id: str, now: datetime) -> list[Interaction]:
-    """The visitor's events within the profile window, newest first, bounded."""
-    config = current_app.config
-    since = now - timedelta(hours=config["PROFILE_WINDOW_HOURS"])
-    rows = db.session.execute(
-        _INTERACTIONS, {"visitor": visitor_id, "since": since, "limit": config["PROFILE_MAX_EVENTS"]}
-    ).all()
-    return [Interaction(kind, pid, epoch(at)) for _, kind, pid, at in rows]
-
-
-def _newest_interactions(visitor_id: str, now: datetime) -> tuple[int | None, list[Interaction]]:
-    """(the newest event id, the interactions): the id says whether a cached profile still holds."""
+def recent_interactions(visitor_id: str, now: datetime) -> tuple[int | None, list[Interaction]]:
+    """The newest event id (it says whether a cached profile still holds) and the visitor's events
+    within the profile window, newest first, bounded."""
     config = current_app.config
     since = now - timedelta(hours=config["PROFILE_WINDOW_HOURS"])
     rows = db.session.execute(
@@ -89,7 +75,7 @@ def visitor_profile(
     """The visitor's session profile; None for a new visitor or with personalization off."""
     if not visitor_id or not current_app.config["PERSONALIZATION"]:
         return None
-    newest, interactions = _newest_interactions(visitor_id, now)
+    newest, interactions = recent_interactions(visitor_id, now)
     if not interactions:
         return None  # no engagement, nothing to weigh exposure against: skip the impressions read
     # A profile changes when the visitor acts: it is kept until their next event (or a minute,

@@ -12,8 +12,7 @@ from sqlalchemy import select
 from engine.ranking.decay import TimestampError, TimestampPolicy, checked_time
 from webapp.errors import InputError
 from webapp.extensions import db
-from webapp.models import EVENT_TYPES, Event, Impression, Product, SearchQuery, utcnow
-from webapp.services.context_ranking import epoch
+from webapp.models import EVENT_TYPES, Event, Impression, Product, SearchQuery, epoch, utcnow
 from webapp.services.signals import record_actions
 from webapp.visitors import ensure_visitor_row
 
@@ -93,8 +92,8 @@ def _event_times(inputs: list[EventInput], now: float) -> tuple[list[float], lis
     return times, errors
 
 
-def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Product], list[dict]]:
-    """Look up referenced products and searches; return the products and any reference errors."""
+def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Product], dict[int, str], list[dict]]:
+    """Look up referenced products and searches: the products, each search's normalized query, and any errors."""
     ids = {e.product_external_id for e in inputs}
     products = {p.external_id: p for p in db.session.scalars(select(Product).where(Product.external_id.in_(ids)))}
     search_ids = {e.search_id for e in inputs if e.search_id is not None}
@@ -123,14 +122,7 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
         elif (search.id, product.id, event.position) not in shown:
             where = "at that position in" if event.position is not None else "in"
             errors.append({"index": index, "error": f"product was not shown {where} that search"})
-    return products, errors
-
-
-def _search_queries(search_ids: set[int]) -> dict[int, str]:
-    if not search_ids:
-        return {}
-    rows = db.session.execute(select(SearchQuery.id, SearchQuery.normalized).where(SearchQuery.id.in_(search_ids)))
-    return {row.id: row.normalized for row in rows}
+    return products, {sid: search.normalized for sid, search in searches.items()}, errors
 
 
 def record_events(raw_events: object, visitor_id: str, max_batch: int) -> list[Event]:
@@ -151,7 +143,7 @@ def record_events(raw_events: object, visitor_id: str, max_batch: int) -> list[E
     times, errors = _event_times(inputs, epoch(received))
     if errors:
         raise InputError("invalid events; nothing was stored", errors)
-    products, errors = _resolve(inputs, visitor_id)
+    products, queries, errors = _resolve(inputs, visitor_id)
     if errors:
         raise InputError("invalid events; nothing was stored", errors)
     try:
@@ -171,7 +163,6 @@ def record_events(raw_events: object, visitor_id: str, max_batch: int) -> list[E
             for e, at in zip(inputs, times, strict=True)
         ]
         db.session.add_all(events)
-        queries = _search_queries({e.search_id for e in inputs if e.search_id is not None})
         # The counts commit with the events: a stored event is always counted, a refused one never.
         record_actions(
             (products[e.product_external_id].id, e.type, 1.0, at, queries.get(e.search_id, ""))

@@ -15,9 +15,9 @@ from sqlalchemy import insert
 from engine.ranking.context import CONTEXT_FEATURES
 from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
-from webapp.models import Impression, SearchQuery
+from webapp.models import Impression, SearchQuery, epoch
 from webapp.services.assignment import record_exposure, serving_for
-from webapp.services.context_ranking import epoch, search_context
+from webapp.services.context_ranking import search_context
 from webapp.services.search_index import get_searcher
 from webapp.services.search_params import normalize_query
 from webapp.services.signals import record_impressions

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from engine.serving.searcher import ProductCard, Searcher
 from webapp.extensions import db
-from webapp.models import Product, utcnow
-from webapp.services.context_ranking import epoch, follow_context_ranker
+from webapp.models import Product, epoch, utcnow
+from webapp.services.context_ranking import follow_context_ranker
 from webapp.services.signal_sync import sync_signals
 
 # Look a little behind the previous sync: a transaction may commit a row stamped a few

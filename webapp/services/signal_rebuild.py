@@ -14,8 +14,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 
 from webapp.extensions import db
-from webapp.models import Event, Impression, ProductSignal, QuerySignal, SearchQuery, utcnow
-from webapp.services.context_ranking import epoch
+from webapp.models import Event, Impression, ProductSignal, QuerySignal, SearchQuery, epoch, utcnow
 from webapp.services.signal_store_redis import KEEP_HALF_LIVES, PREFIX, redis_store
 from webapp.services.signals import half_lives, record_actions, record_impressions
 

@@ -19,8 +19,7 @@ from sqlalchemy import select
 from engine.ranking.board import SignalBoard
 from engine.ranking.decay import DecayedCount
 from webapp.extensions import db
-from webapp.models import ProductSignal, QuerySignal, utcnow
-from webapp.services.context_ranking import epoch
+from webapp.models import ProductSignal, QuerySignal, epoch, utcnow
 from webapp.services.signal_store_redis import RedisSignalStore, redis_store
 from webapp.services.signals import half_lives
 
