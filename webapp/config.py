@@ -40,6 +40,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "SEARCH_PAGE_SIZE": int(env.get("KAIROS_PAGE_SIZE", "24")),
         "SEARCH_MAX_QUERY_CHARS": 200,
         "SEARCH_CANDIDATES": int(env.get("KAIROS_SEARCH_CANDIDATES", "300")),  # per retriever; 12 pages of 24
+        # Stage-1 results of this many recent (query, filters) kept per web worker (0: off); about 30 KB each.
+        "SEARCH_RESULT_CACHE": int(env.get("KAIROS_SEARCH_RESULT_CACHE", "512")),
         # How often a web worker looks for catalog changes; keeps new products searchable within a second.
         "INDEX_SYNC_SECONDS": float(env.get("KAIROS_INDEX_SYNC_SECONDS", "0.5")),
         "EVENTS_MAX_BATCH": 100,

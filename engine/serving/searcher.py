@@ -19,6 +19,7 @@ from engine.serving.cards import ProductCard, card_text, embed_cards, passes
 from engine.serving.heads import candidate_head_scores
 from engine.serving.hybrid import CandidateSignals, candidate_ids, feature_matrix, fuse
 from engine.serving.lexical import Filters, LexicalIndex, LexicalResult
+from engine.serving.result_cache import StageOne, StageOneCache
 
 __all__ = [
     "SORTS",
@@ -75,7 +76,7 @@ class Searcher:
     names one as an override, and catalog changes are embedded into every bundle held.
     """
 
-    def __init__(self, candidates: int = 300) -> None:
+    def __init__(self, candidates: int = 300, result_cache: int = 512) -> None:
         self.lexical = LexicalIndex()
         self.cards: dict[int, ProductCard] = {}
         self.candidates = candidates
@@ -85,6 +86,8 @@ class Searcher:
         self.board = SignalBoard()
         self.context_ranker: ContextRanker | None = None
         self.context_settings = ContextSettings()
+        # Head queries repeat: their stage-1 results are kept until the catalog or a bundle changes.
+        self.result_cache = StageOneCache(result_cache)
         self._lock = threading.Lock()
 
     def attach(self, bundle: ServingBundle | None) -> None:
@@ -98,6 +101,7 @@ class Searcher:
             if bundle is not None:
                 embed_cards(bundle, [c for c in self.cards.values() if c.id not in bundle.vectors])
             self.bundle = bundle
+            self.result_cache.invalidate()
 
     def add_bundle(self, bundle: ServingBundle) -> None:
         """Hold another version's bundle (for per-search overrides), kept in step with the catalog."""
@@ -107,11 +111,13 @@ class Searcher:
         with self._lock:
             embed_cards(bundle, [c for c in self.cards.values() if c.id not in bundle.vectors])
             self.extra_bundles[bundle.version_id] = bundle
+            self.result_cache.invalidate()
 
     def drop_bundle(self, version_id: int) -> None:
         """Stop holding an extra bundle (searches that already read it finish with it)."""
         with self._lock:
             self.extra_bundles.pop(version_id, None)
+            self.result_cache.invalidate()
 
     def _bundles(self) -> list[ServingBundle]:
         """Every bundle held, one per vector index (a bundle and its copy in another mode share one)."""
@@ -138,6 +144,7 @@ class Searcher:
                 self.cards[card.id] = card
             for product_id in gone:
                 del self.cards[product_id]
+            self.result_cache.invalidate()
             return len(changed) + len(gone)
 
     @property
@@ -243,7 +250,8 @@ class Searcher:
         and, once a context ranker is fitted, re-orders the head by them.
         """
         bundle = bundle or self.bundle  # read once: the version named in the response is the one used
-        hits, result, ranker = self.retrieve(request.text, request.filters, mode=mode, bundle=bundle)
+        first = self._stage_one(request.text, request.filters, mode, bundle)
+        hits, ranker = list(first.hits), first.ranker
         staged = None
         if context is not None and request.sort == "relevance" and request.text.strip():
             staged = self.contextualize(hits, context, bundle)
@@ -254,17 +262,30 @@ class Searcher:
             Hit(card=self.cards[pid], position=start + offset + 1, score=score)
             for offset, (pid, score) in enumerate(ordered[start : start + request.page_size])
         ]
-        total = max(result.total, len(ordered)) if request.sort == "relevance" else len(ordered)
+        total = max(first.total, len(ordered)) if request.sort == "relevance" else len(ordered)
         return SearchResponse(
             hits=page,
             total=total,
             candidates=len(ordered),
-            fuzzy=result.fuzzy,
+            fuzzy=first.fuzzy,
             ranker=ranker,
-            brand_counts=result.brand_counts,
+            brand_counts=dict(first.brand_counts),
             model_version_id=bundle.version_id if bundle is not None and ranker.endswith(f":{bundle.name}") else None,
             context=staged,
         )
+
+    def _stage_one(self, text: str, filters: Filters, mode: str | None, bundle: ServingBundle | None) -> StageOne:
+        """retrieve()'s answer for a search, from the result cache when the same search ran since the last change."""
+        mode = mode or (bundle.retrieval_mode if bundle is not None else "lexical")
+        key = (text, filters, mode, None if bundle is None else (id(bundle), bundle.version_id))
+        cached = self.result_cache.get(key)
+        if cached is not None:
+            return cached
+        generation = self.result_cache.generation  # read before: a change meanwhile keeps this result out
+        hits, result, ranker = self.retrieve(text, filters, mode=mode, bundle=bundle)
+        found = StageOne(tuple(hits), result.total, result.fuzzy, result.brand_counts, ranker)
+        self.result_cache.put(key, found, generation)
+        return found
 
     def contextualize(
         self, hits: list[tuple[int, float]], context: SearchContext, bundle: ServingBundle | None = None

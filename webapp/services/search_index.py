@@ -68,7 +68,10 @@ def searcher_state() -> _SearcherState:
         with _INIT_LOCK:
             state = app.extensions.get("kairos.searcher")
             if state is None:
-                state = _SearcherState(Searcher(candidates=app.config["SEARCH_CANDIDATES"]))
+                searcher = Searcher(
+                    candidates=app.config["SEARCH_CANDIDATES"], result_cache=app.config["SEARCH_RESULT_CACHE"]
+                )
+                state = _SearcherState(searcher)
                 app.extensions["kairos.searcher"] = state
     return state
 

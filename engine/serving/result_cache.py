@@ -1,0 +1,80 @@
+"""A bounded cache of stage-1 results (retrieval, fusion, facets) for repeated queries.
+
+Stage 1 depends only on the query, the filters, the catalog held in memory and the model
+version serving; it does not depend on time or on the shopper. So a head query's candidates
+can be reused until the catalog or the bundles change, while stage 2 (signals, freshness,
+the shopper's profile) still runs on every search: results stay fresh, the costly part
+(query encoding, vector and BM25 search, heads, fusion, brand facets) runs once.
+
+Invalidation is by generation: every catalog or bundle change bumps it and empties the
+cache, and a result computed while a change happened is not stored (it may mix both states).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StageOne:
+    """What a search needs from stage 1: the ordered candidates and the lexical totals and facets."""
+
+    hits: tuple[tuple[int, float], ...]  # (product id, score), best first; a tuple so no caller can edit it
+    total: int
+    fuzzy: bool
+    brand_counts: dict[str, int]
+    ranker: str
+
+
+class StageOneCache:
+    """Thread-safe LRU of StageOne results keyed by (query, filters, mode, bundle); size 0 disables it."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._entries: OrderedDict[Hashable, StageOne] = OrderedDict()
+        self._generation = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def generation(self) -> int:
+        """Read before computing a result; pass it to put() so a result from before a change is dropped."""
+        return self._generation
+
+    def get(self, key: Hashable) -> StageOne | None:
+        """The cached result for key, freshly used, or None."""
+        if self.size <= 0:
+            return None
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: Hashable, value: StageOne, generation: int) -> None:
+        """Store value unless the catalog or bundles changed since `generation` was read."""
+        if self.size <= 0:
+            return
+        with self._lock:
+            if generation != self._generation:
+                return
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def invalidate(self) -> None:
+        """Forget every result: the catalog or the serving bundles changed."""
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
