@@ -36,3 +36,15 @@ def post_worker_init(worker) -> None:
             # A database blip while a worker restarts must not stop the server (gunicorn halts on
             # a worker boot error); the first request then builds the index instead.
             worker.log.warning("search index not warmed: %s", exc)
+
+
+def worker_exit(server, worker) -> None:
+    """Write the impression counts this worker still holds, so a graceful stop or restart loses none."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from webapp.services.impression_flush import flush_impressions
+
+    try:
+        flush_impressions(worker.wsgi)
+    except SQLAlchemyError as exc:  # the database is away: `flask signals rebuild` recounts from impressions
+        worker.log.warning("impression counts not written at exit: %s", exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Flask, session
+from flask import Flask, current_app, session
 from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
@@ -19,10 +19,23 @@ def current_visitor_id() -> str:
     return session["vid"]
 
 
+# Visitor rows are never deleted (clearing history unlinks searches and events, not the visitor),
+# so a row once found stays; each worker remembers this many ids and skips the lookup for them.
+KNOWN_VISITORS_MAX = 100_000
+
+
 def ensure_visitor_row(visitor_id: str) -> None:
     """Make sure the visitor exists in the database (flushed, committed by the caller's use case)."""
+    known: set[str] = current_app.extensions.setdefault("kairos.known_visitors", set())
+    if visitor_id in known:  # a returning visitor: no query on the search path
+        return
     # session.get answers from the identity map after the first look in a transaction.
     if db.session.get(Visitor, visitor_id) is not None:
+        # Found: committed by an earlier request. One inserted below is remembered only once a later
+        # request finds it, so a rolled-back insert is never taken for a stored row.
+        if len(known) >= KNOWN_VISITORS_MAX:
+            known.clear()  # cheaper than an LRU; the next look-ups refill it
+        known.add(visitor_id)
         return
     try:
         # A savepoint: two first requests of one new visitor may race to insert the same id;

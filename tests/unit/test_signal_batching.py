@@ -7,9 +7,12 @@ import time
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from webapp.extensions import db
 from webapp.models import Product, ProductSignal
+from webapp.services import impression_flush
+from webapp.services.impression_flush import buffer_for, flush_impressions
 from webapp.services.search_index import get_searcher
 from webapp.services.signal_sync import sync_signals
 
@@ -35,14 +38,40 @@ def impressions_stored() -> float:
 
 
 def test_impressions_wait_for_the_flush_and_then_all_count(app, client, shop):
-    app.config["SIGNAL_IMPRESSION_FLUSH_SECONDS"] = 3600.0
-    app.extensions.pop("kairos.impression_buffer", None)  # a fresh buffer, flushed just now
+    app.config["SIGNAL_IMPRESSION_FLUSH_SECONDS"] = 3600.0  # the writer thread sleeps through the test
     for _ in range(3):
         assert client.get("/api/search?q=towel").status_code == 200
     assert impressions_stored() == 0.0  # summed in the worker, not yet written
-    app.extensions["kairos.impression_buffer"].last_flush = time.monotonic() - 3601
+    assert buffer_for(app).thread.is_alive()
+    assert flush_impressions(app) == 3  # what the writer thread does every interval
+    assert impressions_stored() == pytest.approx(3.0, rel=1e-3)
+    assert flush_impressions(app) == 0  # nothing counted twice
+
+
+def test_the_writer_thread_flushes_on_its_own(app, client, shop):
+    app.config["SIGNAL_IMPRESSION_FLUSH_SECONDS"] = 0.05
     assert client.get("/api/search?q=towel").status_code == 200
-    assert impressions_stored() == pytest.approx(4.0, rel=1e-3)  # the three held back and this one
+    deadline = time.monotonic() + 5
+    while impressions_stored() == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert impressions_stored() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_a_failed_flush_keeps_the_counts_for_the_next(app, client, shop, monkeypatch):
+    app.config["SIGNAL_IMPRESSION_FLUSH_SECONDS"] = 3600.0
+    for _ in range(2):
+        assert client.get("/api/search?q=towel").status_code == 200
+
+    def database_away(_shown):
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(impression_flush, "record_impressions", database_away)
+    with pytest.raises(OperationalError):
+        flush_impressions(app)
+    monkeypatch.undo()
+    assert impressions_stored() == 0.0
+    assert flush_impressions(app) == 2
+    assert impressions_stored() == pytest.approx(2.0, rel=1e-3)
 
 
 def test_the_mirror_reads_actions_every_interval_and_impressions_when_due(app, client, shop):

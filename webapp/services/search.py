@@ -15,12 +15,12 @@ from sqlalchemy import insert
 from engine.ranking.context import CONTEXT_FEATURES
 from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
-from webapp.models import Impression, SearchQuery, epoch
+from webapp.models import Impression, SearchQuery, epoch, utcnow
 from webapp.services.assignment import record_exposure, serving_for
 from webapp.services.context_ranking import search_context
+from webapp.services.impression_flush import count_impressions
 from webapp.services.search_index import get_searcher
 from webapp.services.search_params import normalize_query
-from webapp.services.signals import record_impressions
 from webapp.visitors import ensure_visitor_row
 
 
@@ -40,6 +40,37 @@ def _logged_features(response: SearchResponse, product_id: int) -> dict | None:
     return values
 
 
+def _insert_search(
+    request: SearchRequest,
+    visitor_id: str | None,
+    source: str,
+    response: SearchResponse,
+    latency_ms: float,
+    variant_id: int | None,
+) -> SearchQuery:
+    """Insert the search's row with one Core statement; returns it as a detached SearchQuery with its id.
+
+    The ORM's unit of work (flush, then a re-select of the row after commit expired it) cost more
+    than the search itself under concurrent load; nothing here needs the row in the session.
+    """
+    values = {
+        "visitor_id": visitor_id,
+        "text": request.text,
+        "normalized": normalize_query(request.text),
+        "filters": _filters_json(request),
+        "sort": request.sort,
+        "page": request.page,
+        "result_count": response.total,
+        "latency_ms": round(latency_ms, 3),
+        "source": source,
+        "fuzzy": response.fuzzy,
+        "variant_id": variant_id,
+        "created_at": utcnow(),
+    }
+    inserted = db.session.execute(insert(SearchQuery.__table__).values(values))
+    return SearchQuery(id=inserted.inserted_primary_key[0], **values)
+
+
 def search_and_log(
     request: SearchRequest, visitor_id: str | None, source: str = "storefront"
 ) -> tuple[SearchQuery, SearchResponse]:
@@ -54,43 +85,29 @@ def search_and_log(
     )
     response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context)
     latency_ms = (time.perf_counter() - started) * 1000
+    # Built before the first write: on SQLite the writer lock is held from it to the commit.
+    shown = [
+        {
+            "product_id": h.card.id,
+            "position": h.position,
+            "ranker": response.ranker,
+            "model_version_id": response.model_version_id,
+            "features": _logged_features(response, h.card.id),
+        }
+        for h in response.hits
+    ]
     try:
         if visitor_id:
             ensure_visitor_row(visitor_id)
-        query = SearchQuery(
-            visitor_id=visitor_id,
-            text=request.text,
-            normalized=normalize_query(request.text),
-            filters=_filters_json(request),
-            sort=request.sort,
-            page=request.page,
-            result_count=response.total,
-            latency_ms=round(latency_ms, 3),
-            source=source,
-            fuzzy=response.fuzzy,
-            variant_id=serving.variant_id,
-        )
-        db.session.add(query)
-        db.session.flush()
+        query = _insert_search(request, visitor_id, source, response, latency_ms, serving.variant_id)
         if serving.new_exposure and visitor_id:
             # Exposed at this search's own stamp, so the analysis (searches at or after exposure) counts it.
             record_exposure(serving.experiment_id, serving.variant_id, visitor_id, query.created_at)
-        if response.hits:  # one executemany for the page's impressions, not an ORM flush per row
-            db.session.execute(
-                insert(Impression),
-                [
-                    {
-                        "search_id": query.id,
-                        "product_id": h.card.id,
-                        "position": h.position,
-                        "ranker": response.ranker,
-                        "model_version_id": response.model_version_id,
-                        "features": _logged_features(response, h.card.id),
-                    }
-                    for h in response.hits
-                ],
-            )
-            record_impressions([h.card.id for h in response.hits], epoch(query.created_at))
+        if shown:  # one Core executemany for the page's impressions, not the ORM's bulk path
+            for row in shown:
+                row["search_id"] = query.id
+            db.session.execute(insert(Impression.__table__), shown)
+            count_impressions([row["product_id"] for row in shown], epoch(query.created_at))
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -59,7 +59,8 @@ def rebuild_signals(progress: Callable[[int, int], None] | None = None) -> dict[
         ):
             shown.setdefault(row.search_id, []).append(row.product_id)
         for search in chunk:
-            record_impressions(shown.get(search.id, []), epoch(search.created_at), buffered=False)
+            at = epoch(search.created_at)
+            record_impressions((pid, at) for pid in shown.get(search.id, []))
             counts["impressions"] += len(shown.get(search.id, []))
         db.session.commit()
         last_id = chunk[-1].id

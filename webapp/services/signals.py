@@ -14,8 +14,6 @@ It runs in the caller's transaction: the counts commit with the events they coun
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -104,41 +102,19 @@ def _totals(items: Iterable[tuple[Key, float, float]]) -> dict[Key, tuple[float,
     return totals
 
 
-class _ImpressionBuffer:
-    """This worker's impressions not yet written: summed, then written at most every flush interval."""
+def record_impressions(shown: Iterable[tuple[int, float]]) -> None:
+    """Count one impression per (product id, time) shown, in the calling transaction.
 
-    def __init__(self) -> None:
-        self.pending: list[tuple[int, float]] = []
-        self.last_flush = time.monotonic()
-        self.lock = threading.Lock()
-
-    def take_if_due(self, product_ids: Iterable[int], at: float, interval: float) -> list[tuple[int, float]]:
-        with self.lock:
-            self.pending.extend((pid, at) for pid in product_ids)
-            if time.monotonic() - self.last_flush < interval:
-                return []
-            taken, self.pending = self.pending, []
-            self.last_flush = time.monotonic()
-            return taken
-
-
-def record_impressions(product_ids: Iterable[int], at: float, buffered: bool = True) -> None:
-    """Count one impression per shown product, written in the calling transaction when a flush is due.
-
-    A search writing its 24 impression counts itself cost more than the search; a worker
-    instead sums what it showed and writes it at most every SIGNAL_IMPRESSION_FLUSH_SECONDS
-    (a worker killed in between loses that second of impression counts, never an impression:
-    those are in the impressions table, and `flask signals rebuild` recounts from it).
+    Searches do not call this one by one: webapp.services.impression_flush sums a worker's
+    impressions and writes them here from a background thread.
     """
-    buffer = current_app.extensions.setdefault("kairos.impression_buffer", _ImpressionBuffer())
-    interval = current_app.config["SIGNAL_IMPRESSION_FLUSH_SECONDS"] if buffered else 0.0
-    due = buffer.take_if_due(product_ids, at, interval)
-    if not due:
+    shown = list(shown)
+    if not shown:
         return
     if redis_store() is not None:
-        queue_increments(db.session, ((product_key(pid, "impression"), 1.0, t) for pid, t in due))
+        queue_increments(db.session, ((product_key(pid, "impression"), 1.0, t) for pid, t in shown))
         return
-    _upsert(ProductSignal, ("product_id", "signal"), _totals(((pid, "impression"), 1.0, t) for pid, t in due))
+    _upsert(ProductSignal, ("product_id", "signal"), _totals(((pid, "impression"), 1.0, t) for pid, t in shown))
 
 
 def record_actions(actions: Iterable[tuple[int, str, float, float, str]]) -> None:
