@@ -43,6 +43,7 @@ def test_full_request_is_parsed():
 
 def test_control_characters_become_spaces():
     assert parse({"q": "bath\x00towel\x1b"}).text == "bath towel"
+    assert parse({"q": "usb\tc\ncable"}).text == "usb c cable"  # tab and newline too (hypothesis found "0\n0")
 
 
 def test_limits_are_inclusive():

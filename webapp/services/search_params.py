@@ -15,7 +15,8 @@ from webapp.errors import InputError
 MAX_QUERY_CHARS = 200
 MAX_PAGE = 50
 MAX_BRANDS = 20
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Every C0 control, tab and newline included (a pasted multi-line query): spaces in the log and the index.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def normalize_query(text: str) -> str:
