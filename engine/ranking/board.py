@@ -8,7 +8,10 @@ the same board answers "now" for a live server and any simulated time in a bench
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from engine.ranking.decay import DecayedCount, HalfLives
 
@@ -71,6 +74,30 @@ class SignalBoard:
             pid: ProductActivity(**{name: count.at(now, self.half_lives) for name, count in slots.items()})
             for pid, slots in list(per_query.items())
         }
+
+    def activity_array(self, product_ids: Sequence[int], now: float, query: str = "") -> np.ndarray:
+        """(n, len(SIGNALS), 2): each product's counts decayed to `now` (per query when given), 0 when quiet.
+
+        The vector form of activity()/query_activity() for stage 2's hundred candidates: one
+        gather in Python, the decay in numpy (the per-product objects cost more than the math).
+        """
+        table: Mapping[int, dict[str, DecayedCount]] = self._queries.get(query, {}) if query else self._products
+        raw = np.zeros((len(product_ids), len(SIGNALS), 3))
+        for row, pid in enumerate(product_ids):
+            slots = table.get(pid)
+            if slots:
+                for column, name in enumerate(SIGNALS):
+                    count = slots.get(name)
+                    if count is not None:
+                        raw[row, column] = (count.short, count.long, count.stamp)
+        elapsed = np.maximum(now - raw[..., 2], 0.0)
+        return np.stack(
+            (
+                raw[..., 0] * 2.0 ** (-elapsed / self.half_lives.short),
+                raw[..., 1] * 2.0 ** (-elapsed / self.half_lives.long),
+            ),
+            axis=-1,
+        )
 
     def forget(self, product_id: int) -> None:
         """Drop a product's counts (it left the catalog)."""

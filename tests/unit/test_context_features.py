@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from engine.ranking.board import SignalBoard
+from engine.ranking.board import QUIET, SignalBoard
 from engine.ranking.context import (
     CONTEXT_FEATURES,
+    CTR_PRIOR,
+    CTR_PRIOR_IMPRESSIONS,
     PERSONAL_FEATURES,
+    POPULARITY_SCALE,
+    QUERY_SCALE,
     ContextSettings,
     ProductFacts,
     context_matrix,
+    engagement,
     exploration,
 )
 from engine.ranking.context_ranker import ContextRanker
+from engine.ranking.decay import trend
 from engine.ranking.profile import ShopperProfile
 from engine.ranking.stage import SearchContext, apply_context
 from engine.serving.searcher import ProductCard
@@ -165,3 +173,46 @@ def test_hits_without_a_card_are_left_out_of_stage_two():
         [(99, 5.0)], cards(2), SignalBoard(), ContextRanker({"relevance": 1.0}), SETTINGS, SearchContext(now=T0), None
     )
     assert result.hits == [(99, 5.0)] and result.features == {} and not result.applied
+
+
+def _scalar_row(pid, row, query, board, fact, now, settings):
+    """The per-candidate form context_matrix replaced, kept here as its reference."""
+    activity, after = board.activity(pid, now), board.query_activity(query, now).get(pid, QUIET)
+    short, long = engagement(activity, 0), engagement(activity, 1)
+
+    def since(at, days):
+        return 0.0 if at is None else math.exp(-max(now - at, 0.0) / (days * DAY))
+
+    features = [
+        10.0 / (10.0 + row + 1),
+        (long + CTR_PRIOR * CTR_PRIOR_IMPRESSIONS) / (activity.impression[1] + CTR_PRIOR_IMPRESSIONS) - CTR_PRIOR,
+        math.log1p(short) / POPULARITY_SCALE,
+        max(-3.0, min(3.0, trend(short, long, board.half_lives))) / 3.0,
+        math.log1p(engagement(after, 0) + engagement(after, 1)) / QUERY_SCALE,
+        since(fact.created_at, settings.freshness_days),
+        fact.price_drop * since(fact.price_dropped_at, settings.change_days),
+        since(fact.restocked_at, settings.change_days),
+    ]
+    return features, exploration(fact, activity, now, settings)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_vector_form_equals_the_per_candidate_arithmetic(seed):
+    rng = np.random.default_rng(seed)
+    board, facts, now = SignalBoard(), {}, T0 + 30 * DAY
+    for pid in range(40):
+        for _ in range(int(rng.integers(0, 30))):
+            signal = str(rng.choice(["impression", "impression", "click", "add_to_cart", "purchase"]))
+            at = now - float(rng.exponential(2 * DAY)) + (3600.0 if rng.random() < 0.05 else 0.0)  # a few late stamps
+            board.add(pid, signal, at, query="towel" if rng.random() < 0.3 else "")
+        maybe = lambda: None if rng.random() < 0.4 else now - float(rng.exponential(10 * DAY)) + 60.0  # noqa: E731
+        facts[pid] = ProductFacts(
+            created_at=maybe(), price_dropped_at=maybe(), price_drop=float(rng.random() * 0.5), restocked_at=maybe()
+        )
+    ids = [int(p) for p in rng.permutation(45)]  # 40..44: nothing known at all
+    rows, explore = context_matrix(ids, "towel", board, facts, now, SETTINGS)
+    for row, pid in enumerate(ids):
+        expected, explored = _scalar_row(pid, row, "towel", board, facts.get(pid, ProductFacts()), now, SETTINGS)
+        assert rows[row, :8].tolist() == pytest.approx(expected, rel=1e-5, abs=1e-6), pid
+        assert explore[row] == pytest.approx(explored, rel=1e-5, abs=1e-6)
+    assert (rows[:, 8:] == 0).all()  # no profile: no personal features
