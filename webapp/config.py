@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -132,6 +133,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # The visitor cookie is written when it changes (a new visitor, the cart), not re-signed on
+        # every response: that was 5% of a search's CPU. It lasts this long from its last change.
+        "SESSION_REFRESH_EACH_REQUEST": False,
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=int(env.get("KAIROS_VISITOR_COOKIE_DAYS", "90"))),
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_HTTPONLY": True,  # Flask-Login's, should a "remember me" ever be offered
         "REMEMBER_COOKIE_SAMESITE": "Lax",

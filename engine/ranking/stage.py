@@ -52,6 +52,12 @@ class ContextResult:
 
 
 def facts_of(card: CardLike) -> ProductFacts:
+    """The card's ProductFacts: kept by the card when it can (ProductCard.facts), else built now."""
+    kept = getattr(card, "facts", None)
+    return kept if isinstance(kept, ProductFacts) else build_facts(card)
+
+
+def build_facts(card: CardLike) -> ProductFacts:
     return ProductFacts(
         created_at=card.created_at,
         price_dropped_at=card.price_dropped_at,

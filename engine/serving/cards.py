@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
+from engine.ranking.context import ProductFacts
+from engine.ranking.stage import build_facts
 from engine.serving.bundle import ServingBundle
 from engine.serving.lexical import Filters, LexicalDoc
 from engine.serving.product_text import product_text
@@ -29,6 +32,11 @@ class ProductCard:
     price_dropped_at: float | None = None
     price_drop: float = 0.0  # fraction of the price taken off at the last cut
     restocked_at: float | None = None
+
+    @cached_property
+    def facts(self) -> ProductFacts:
+        """Stage 2's view of the product, built once per card (cards are immutable; a change makes a new one)."""
+        return build_facts(self)
 
     def lexical_doc(self) -> LexicalDoc:
         return LexicalDoc(
