@@ -215,7 +215,7 @@ def main() -> int:
         version = active_version(args.instance) if args.instance else None
         print(
             f"# {date.today()}  cpus {os.cpu_count()}  load avg {os.getloadavg()[0]:.1f}  gunicorn "
-            f"{os.environ.get('GUNICORN_WORKERS', 2)} workers x {os.environ.get('GUNICORN_THREADS', 4)} threads  "
+            f"{os.environ.get('GUNICORN_WORKERS', 2)} workers x {os.environ.get('GUNICORN_THREADS', 2)} threads  "
             f"encoder threads {os.environ.get('KAIROS_ENCODER_THREADS', 1)}  "
             f"model {f'v{version[0]}' if version else 'none (lexical)'}  client threads {args.clients}  "
             f"warm-up errors {dict(warm.errors) or 0}"
