@@ -180,9 +180,7 @@ def load_config(overrides: dict | None = None) -> dict:
 
 def _serialize_sqlite_writes(config: dict) -> None:
     """On a SQLite database, connections take turns to write through webapp.sqlite_writes (not for PostgreSQL)."""
-    if not str(config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite") or not config.get(
-        "SQLITE_SERIALIZED_WRITES", True
-    ):
+    if not config["SQLITE_SERIALIZED_WRITES"] or not str(config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
         return
     from webapp.sqlite_writes import SerializedWritesConnection
 

@@ -108,7 +108,11 @@ class SerializedWritesConnection(sqlite3.Connection):
 
     def after_statement(self) -> None:
         """Release once no transaction is open (an autocommit write, or a failed statement that opened none)."""
-        if self._holding and not self.in_transaction:
+        if not self.in_transaction:
+            self._drop_lock()
+
+    def _drop_lock(self) -> None:
+        if self._holding:
             self._holding = False
             self._write_lock.release()
 
@@ -128,9 +132,7 @@ class SerializedWritesConnection(sqlite3.Connection):
         try:
             super().close()
         finally:
-            if self._holding:
-                self._holding = False
-                self._write_lock.release()
+            self._drop_lock()  # SQLite rolled back whatever was open
 
 
 class _SerializedCursor(sqlite3.Cursor):

@@ -21,13 +21,8 @@ CONTEXT_POOL = 100  # stage 2 re-orders this many of the best stage-1 candidates
 
 
 class CardLike(Protocol):
-    brand: str
-    category: str
-    price: float | None
-    created_at: float | None
-    price_dropped_at: float | None
-    price_drop: float
-    restocked_at: float | None
+    @property
+    def facts(self) -> ProductFacts: ...
 
 
 class VectorLookup(Protocol):
@@ -49,24 +44,6 @@ class ContextResult:
     features: dict[int, np.ndarray] = field(default_factory=dict)  # product id -> CONTEXT_FEATURES row
     explore: dict[int, float] = field(default_factory=dict)
     applied: bool = False  # whether a fitted ranker re-ordered the head
-
-
-def facts_of(card: CardLike) -> ProductFacts:
-    """The card's ProductFacts: kept by the card when it can (ProductCard.facts), else built now."""
-    kept = getattr(card, "facts", None)
-    return kept if isinstance(kept, ProductFacts) else build_facts(card)
-
-
-def build_facts(card: CardLike) -> ProductFacts:
-    return ProductFacts(
-        created_at=card.created_at,
-        price_dropped_at=card.price_dropped_at,
-        price_drop=card.price_drop,
-        restocked_at=card.restocked_at,
-        brand=card.brand,
-        category=card.category,
-        price=card.price,
-    )
 
 
 def apply_context(
@@ -91,7 +68,7 @@ def apply_context(
         head,
         context.query_key,
         board,
-        {pid: facts_of(cards[pid]) for pid in head},
+        {pid: cards[pid].facts for pid in head},
         context.now,
         settings,
         profile,

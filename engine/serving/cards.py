@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from engine.ranking.context import ProductFacts
-from engine.ranking.stage import build_facts
 from engine.serving.bundle import ServingBundle
 from engine.serving.lexical import Filters, LexicalDoc
 from engine.serving.product_text import product_text
@@ -36,7 +35,15 @@ class ProductCard:
     @cached_property
     def facts(self) -> ProductFacts:
         """Stage 2's view of the product, built once per card (cards are immutable; a change makes a new one)."""
-        return build_facts(self)
+        return ProductFacts(
+            created_at=self.created_at,
+            price_dropped_at=self.price_dropped_at,
+            price_drop=self.price_drop,
+            restocked_at=self.restocked_at,
+            brand=self.brand,
+            category=self.category,
+            price=self.price,
+        )
 
     def lexical_doc(self) -> LexicalDoc:
         return LexicalDoc(

@@ -94,22 +94,21 @@ def flush_impressions(app: Flask) -> int:
     if not taken:
         return 0
     # Chunk by product so each transaction writes whole rows, in a stable order.
-    by_product: dict[int, list[tuple[int, float]]] = {}
+    times: dict[int, list[float]] = {}
     for pid, at in taken:
-        by_product.setdefault(pid, []).append((pid, at))
-    products = sorted(by_product)
+        times.setdefault(pid, []).append(at)
+    products = sorted(times)
     written = 0
     with app.app_context():
         try:
             for start in range(0, len(products), FLUSH_CHUNK):
-                chunk = [pair for pid in products[start : start + FLUSH_CHUNK] for pair in by_product[pid]]
+                chunk = [(pid, at) for pid in products[start : start + FLUSH_CHUNK] for at in times[pid]]
                 try:
                     record_impressions(chunk)
                     db.session.commit()
                 except SQLAlchemyError:
                     db.session.rollback()
-                    rest = [pair for pid in products[start:] for pair in by_product[pid]]
-                    buffer.give_back(rest)  # the next flush tries again
+                    buffer.give_back([(pid, at) for pid in products[start:] for at in times[pid]])  # next flush retries
                     raise
                 written += len(chunk)
         finally:
