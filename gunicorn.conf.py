@@ -27,6 +27,7 @@ def post_worker_init(worker) -> None:
 
     from sqlalchemy.exc import SQLAlchemyError
 
+    from webapp.services.search_log import start_search_log
     from webapp.services.serving_version import warm_up
 
     with worker.wsgi.app_context():
@@ -36,14 +37,21 @@ def post_worker_init(worker) -> None:
             # A database blip while a worker restarts must not stop the server (gunicorn halts on
             # a worker boot error); the first request then builds the index instead.
             worker.log.warning("search index not warmed: %s", exc)
+    # Searches are journaled and stored after the response; also stores dead workers' journals.
+    start_search_log(worker.wsgi)
 
 
 def worker_exit(server, worker) -> None:
-    """Write the impression counts this worker still holds, so a graceful stop or restart loses none."""
+    """Write the searches and impression counts this worker still holds, so a graceful stop or restart loses none."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from webapp.services.impression_flush import flush_impressions
+    from webapp.services.search_log import stop_search_log
 
+    try:
+        stop_search_log(worker.wsgi)
+    except SQLAlchemyError as exc:  # the journal stays on disk; the next worker to start stores it
+        worker.log.warning("search log not stored at exit, left in its journal: %s", exc)
     try:
         flush_impressions(worker.wsgi)
     except SQLAlchemyError as exc:  # the database is away: `flask signals rebuild` recounts from impressions

@@ -33,13 +33,13 @@ class Result:
         n = len(self.latencies_ms)
         mean = sum(self.latencies_ms) / n if n else float("nan")
         return (
-            f"{self.endpoint:<15} {self.concurrency:>5} {n:>9} {self.errors:>7} {self.percentile(50):>8.1f} "
+            f"{self.endpoint:<24} {self.concurrency:>5} {n:>9} {self.errors:>7} {self.percentile(50):>8.1f} "
             f"{self.percentile(99):>8.1f} {mean:>8.1f} {n / self.seconds:>8.1f}"
         )
 
 
 HEADER = (
-    f"{'server':<15} {'conc':>5} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>8}"
+    f"{'server':<24} {'conc':>5} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>8}"
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -60,3 +61,14 @@ def count(model) -> int:
     """Rows in a model's table as the database has them now (not this session's cache)."""
     db.session.expire_all()
     return db.session.scalar(select(func.count()).select_from(model))
+
+
+def count_when_stored(model, expected: int, seconds: float = 10.0) -> int:
+    """Rows in a model's table once they reach `expected` or the time is up; the searches a server
+    answered are stored by its search log a moment after their responses (webapp.services.search_log)."""
+    deadline = time.monotonic() + seconds
+    found = count(model)
+    while found < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        found = count(model)
+    return found

@@ -118,6 +118,7 @@ class Outcome:
     seconds: float
     status: int  # 0: no HTTP answer at all
     detail: str = ""
+    search_id: int | None = None  # the id an answered search came back with
 
 
 @dataclass
@@ -126,6 +127,7 @@ class Shoppers:
 
     base: str
     threads: int = 2
+    click: bool = True  # False: search only
     outcomes: list[Outcome] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
@@ -151,14 +153,16 @@ class Shoppers:
             self.outcomes.append(Outcome(kind, started, time.monotonic() - started, 0, repr(exc)))
             return None
         detail = "" if response.status_code < 400 else response.text[:200]
-        self.outcomes.append(Outcome(kind, started, time.monotonic() - started, response.status_code, detail))
+        search_id = response.json().get("search_id") if kind == "search" and response.status_code == 200 else None
+        outcome = Outcome(kind, started, time.monotonic() - started, response.status_code, detail, search_id)
+        self.outcomes.append(outcome)
         return response
 
     def _shop(self, rng: random.Random) -> None:
         session = requests.Session()
         while not self._stop.is_set():
             found = self._call(session, "search", "GET", f"{self.base}/api/search", params={"q": rng.choice(QUERIES)})
-            if found is not None and found.status_code == 200 and found.json()["results"]:
+            if self.click and found is not None and found.status_code == 200 and found.json()["results"]:
                 hit = rng.choice(found.json()["results"])
                 click = {"type": "click", "product_id": hit["product_id"], "search_id": found.json()["search_id"]}
                 click["position"] = hit["position"]

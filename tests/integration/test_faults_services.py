@@ -5,6 +5,7 @@ connections. Each test is bounded (about 10 to 30 seconds)."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 
@@ -14,8 +15,8 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy import select
 
 from tests.integration.conftest import wait_for_job
-from tests.integration.fault_setup import count, make_app, server_env, write_catalog
-from tests.integration.processes import RedisServer, Shoppers, between, serve, start_worker, stop_group
+from tests.integration.fault_setup import count, count_when_stored, make_app, server_env, write_catalog
+from tests.integration.processes import RedisServer, Shoppers, between, children, serve, start_worker, stop_group
 from webapp.extensions import db
 from webapp.models import Event, Job, Product, SearchQuery
 from webapp.services.catalog_import import import_catalog
@@ -65,7 +66,8 @@ def test_redis_killed_while_shoppers_search_and_click(tmp_path, database_url):
             assert max(o.seconds for o in outcomes) < 2.0, "a request waited on the dead Redis"
             # Database first: every answered search was logged and every acknowledged click stored.
             assert count(Event) == sum(o.kind == "click" for o in outcomes)
-            assert count(SearchQuery) == sum(o.kind == "search" for o in outcomes)
+            searches = sum(o.kind == "search" for o in outcomes)
+            assert count_when_stored(SearchQuery, searches) == searches
             # Enqueueing while Redis is down fails within seconds, on the job row too.
             assert enqueue_seconds < 15
             refused = db.session.scalars(select(Job).where(Job.id != queued.id)).one()
@@ -86,6 +88,44 @@ def test_redis_killed_while_shoppers_search_and_click(tmp_path, database_url):
             db.session.remove()
             db.drop_all()
             db.engine.dispose()
+
+
+# (a2) A web worker is killed: the searches it answered but had not stored yet are not lost.
+
+
+def test_a_web_worker_killed_mid_traffic_loses_no_answered_search(tmp_path, database_url):
+    app = make_app(tmp_path, database_url)
+    # A long flush interval, so the killed worker surely holds answered searches only in its journal.
+    env = server_env(tmp_path, database_url, "memory://", GUNICORN_WORKERS="2", KAIROS_SEARCH_LOG_FLUSH_SECONDS="30")
+    server = None
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        import_catalog(write_catalog(tmp_path / "catalog.jsonl"))
+        try:
+            server = serve(env)
+            # Browsers that only search: a click makes its worker store its journal at once.
+            shoppers, browsers = Shoppers(server.base).start(), Shoppers(server.base, click=False).start()
+            time.sleep(3)
+            victim = children(server.process.pid)[0]
+            os.kill(victim, signal.SIGKILL)
+            time.sleep(3)
+            outcomes = shoppers.stop() + browsers.stop()
+            answered = {o.search_id for o in outcomes if o.kind == "search" and o.status == 200}
+            clicks = sum(o.kind == "click" and o.status == 201 for o in outcomes)
+            assert len(answered) >= 20 and clicks >= 10
+            # Requests the dying worker was serving may get no answer; nothing else may fail.
+            assert all(o.status in (0, 200, 201) for o in outcomes), [o for o in outcomes if o.status >= 300][:5]
+        finally:
+            if server is not None:
+                server.stop()  # the survivors store the rest at exit; the replacement stored the victim's
+        stored = set(db.session.scalars(select(SearchQuery.id)))
+        assert answered <= stored, sorted(answered - stored)[:10]
+        assert count(Event) == clicks  # every acknowledged click, each on a stored search
+        assert not list((tmp_path / "searchlog").glob("*.jsonl")), "a journal was left behind"
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
 
 
 # (b) The database restarts: requests fail fast with 503 and recover with the same server.

@@ -1,7 +1,7 @@
 """Typed SQLAlchemy models, split by domain."""
 
 from webapp.models import product_changes  # noqa: F401  (registers the price-cut / restock flush hook)
-from webapp.models.activity import EVENT_TYPES, Event, Impression, SearchQuery, Visitor
+from webapp.models.activity import EVENT_TYPES, Event, IdBlock, Impression, SearchQuery, Visitor
 from webapp.models.admin import ADMIN_ROLES, AdminUser
 from webapp.models.base import epoch, utcnow
 from webapp.models.catalog import PRODUCT_FIELDS, Product
@@ -32,6 +32,7 @@ __all__ = [
     "MODEL_STATUSES",
     "PRODUCT_FIELDS",
     "Event",
+    "IdBlock",
     "Impression",
     "Job",
     "ModelVersion",

@@ -18,6 +18,9 @@ class Visitor(db.Model):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # When they last cleared their history: a search answered before it but stored after it
+    # (webapp.services.search_log writes after the response) is stored unlinked, as the rest.
+    history_cleared_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class SearchQuery(db.Model):
@@ -39,6 +42,20 @@ class SearchQuery(db.Model):
     # The A/B variant that served this search, if the visitor was in a running experiment.
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("experiment_variants.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class IdBlock(db.Model):
+    """The next id to hand out for a table whose ids web workers reserve before writing the row.
+
+    Searches are answered with their id (clicks refer to it) but written after the response
+    (webapp.services.search_log), so each worker reserves ids in blocks. PostgreSQL takes them
+    from the table's own sequence; SQLite has none, so this row is its sequence.
+    """
+
+    __tablename__ = "id_blocks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_id: Mapped[int] = mapped_column(Integer)
 
 
 class Impression(db.Model):

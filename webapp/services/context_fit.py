@@ -20,7 +20,7 @@ from datetime import timedelta
 import numpy as np
 from flask import current_app
 from kombu.exceptions import OperationalError as BrokerUnavailable
-from sqlalchemy import Text, cast, exists, select, text, update
+from sqlalchemy import Text, cast, exists, func, select, text, update
 
 from engine.ranking.context import CONTEXT_FEATURES
 from engine.ranking.context_ranker import LoggedPage, fit_context_ranker, pbm_propensity
@@ -47,6 +47,7 @@ class PageLog:
     pages: list[LoggedPage] = field(default_factory=list)
     searches: int = 0  # logged searches read (with or without engagement)
     newest_search_id: int = 0
+    search_rows: int = 0  # every stored search when the log was read: says whether any arrived since
     skipped_rows: int = 0  # impressions whose logged features lack a current feature
     queries: list[np.ndarray] = field(default_factory=list)  # per chunk: query id per impression
     products: list[np.ndarray] = field(default_factory=list)
@@ -59,6 +60,14 @@ def _logged() -> object:
     return (Impression.features.is_not(None)) & (cast(Impression.features, Text) != "null")
 
 
+def stored_search_count() -> int:
+    """Search rows stored so far; none is ever deleted, so a change means searches arrived.
+
+    Not the largest id: web workers hand out ids from blocks and store them after answering
+    (webapp.services.search_log), so a search stored later may have a smaller id."""
+    return db.session.scalar(select(func.count()).select_from(SearchQuery)) or 0
+
+
 def logged_searches(days: float, max_pages: int) -> list[tuple[int, str]]:
     """(search id, normalized query) of the window's searches with logged features, newest first, bounded."""
     since = utcnow() - timedelta(days=days)
@@ -66,7 +75,8 @@ def logged_searches(days: float, max_pages: int) -> list[tuple[int, str]]:
     rows = db.session.execute(
         select(SearchQuery.id, SearchQuery.normalized)
         .where(SearchQuery.created_at >= since, has_features)
-        .order_by(SearchQuery.id.desc())
+        # By time, not id: web workers hand out ids from blocks (webapp.services.search_ids).
+        .order_by(SearchQuery.created_at.desc(), SearchQuery.id.desc())
         .limit(max_pages)
     ).all()
     return [(row.id, row.normalized) for row in rows]
@@ -117,8 +127,9 @@ def _read_chunk(chunk: list[tuple[int, str]], query_ids: dict[str, int], log: Pa
 
 def read_logged_pages(days: float, max_pages: int, progress: Progress | None = None) -> PageLog:
     """Read the window's logged pages CHUNK searches at a time (progress: searches read, total)."""
+    rows = stored_search_count()
     searches = logged_searches(days, max_pages)
-    log = PageLog(searches=len(searches), newest_search_id=searches[0][0] if searches else 0)
+    log = PageLog(searches=len(searches), newest_search_id=searches[0][0] if searches else 0, search_rows=rows)
     query_ids: dict[str, int] = {}
     for start in range(0, len(searches), CHUNK):
         _read_chunk(searches[start : start + CHUNK], query_ids, log)
@@ -173,6 +184,7 @@ def fit_context_ranker_from_logs(progress: Progress | None = None) -> ContextRan
         **fit.metrics,
         "searches": log.searches,
         "newest_search_id": log.newest_search_id,
+        "search_rows": log.search_rows,
         "skipped_rows": log.skipped_rows,
         "days": days,
         "max_pages": max_pages,

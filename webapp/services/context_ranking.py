@@ -38,7 +38,7 @@ _INTERACTIONS = (
 _SEARCHES = (
     select(SearchQuery.id, SearchQuery.created_at)
     .where(SearchQuery.visitor_id == bindparam("visitor"), SearchQuery.created_at >= bindparam("since"))
-    .order_by(SearchQuery.id.desc())
+    .order_by(SearchQuery.created_at.desc(), SearchQuery.id.desc())  # ids come from per-worker blocks
     .limit(bindparam("limit"))
 )
 _SHOWN = select(Impression.search_id, Impression.product_id, Impression.position).where(
@@ -51,9 +51,13 @@ def recent_interactions(visitor_id: str, now: datetime) -> tuple[int | None, lis
     within the profile window, newest first, bounded."""
     config = current_app.config
     since = now - timedelta(hours=config["PROFILE_WINDOW_HOURS"])
-    rows = db.session.execute(
-        _INTERACTIONS, {"visitor": visitor_id, "since": since, "limit": config["PROFILE_MAX_EVENTS"]}
-    ).all()
+    # Through the session's connection, not the ORM's execute: the statement is Core and the
+    # ORM layer around it cost more than the query (every search of a known visitor runs it).
+    rows = (
+        db.session.connection()
+        .execute(_INTERACTIONS, {"visitor": visitor_id, "since": since, "limit": config["PROFILE_MAX_EVENTS"]})
+        .all()
+    )
     return (rows[0][0] if rows else None), [Interaction(kind, pid, epoch(at)) for _, kind, pid, at in rows]
 
 

@@ -13,6 +13,7 @@ from engine.ranking.decay import TimestampError, TimestampPolicy, checked_time
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import EVENT_TYPES, Event, Impression, Product, SearchQuery, epoch, utcnow
+from webapp.services.search_log import await_searches
 from webapp.services.signals import record_actions
 from webapp.visitors import ensure_visitor_row
 
@@ -92,16 +93,19 @@ def _event_times(inputs: list[EventInput], now: float) -> tuple[list[float], lis
     return times, errors
 
 
+def _searches(ids: set[int]) -> dict[int, SearchQuery]:
+    return {s.id: s for s in db.session.scalars(select(SearchQuery).where(SearchQuery.id.in_(ids)))} if ids else {}
+
+
 def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Product], dict[int, str], list[dict]]:
     """Look up referenced products and searches: the products, each search's normalized query, and any errors."""
     ids = {e.product_external_id for e in inputs}
     products = {p.external_id: p for p in db.session.scalars(select(Product).where(Product.external_id.in_(ids)))}
     search_ids = {e.search_id for e in inputs if e.search_id is not None}
-    searches = (
-        {s.id: s for s in db.session.scalars(select(SearchQuery).where(SearchQuery.id.in_(search_ids)))}
-        if search_ids
-        else {}
-    )
+    searches = _searches(search_ids)
+    if len(searches) < len(search_ids):  # answered, perhaps, but not stored yet (webapp.services.search_log)
+        await_searches(search_ids - set(searches))
+        searches = _searches(search_ids)
     shown: set[tuple] = set()
     if search_ids:
         impressions = db.session.scalars(select(Impression).where(Impression.search_id.in_(search_ids))).all()

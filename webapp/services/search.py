@@ -2,7 +2,11 @@
 
 While an A/B experiment runs, the visitor's variant chooses the model version and mode
 (webapp.services.assignment); the search records the variant and, at the visitor's first
-search under the experiment, their exposure, in the same transaction."""
+search under the experiment, their exposure, in the same transaction.
+
+Where the search is written: in a gunicorn worker, after the response, from the worker's
+journal (webapp.services.search_log); elsewhere, and for a visitor's first search under an
+experiment, in the request's own transaction (`_store_now`)."""
 
 from __future__ import annotations
 
@@ -17,10 +21,12 @@ from engine.ranking.context import CONTEXT_FEATURES
 from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
 from webapp.models import Impression, SearchQuery, epoch, utcnow
-from webapp.services.assignment import record_exposure, serving_for
+from webapp.services.assignment import Serving, record_exposure, serving_for
 from webapp.services.context_ranking import search_context
 from webapp.services.impression_flush import count_impressions
+from webapp.services.search_ids import reserve
 from webapp.services.search_index import get_searcher
+from webapp.services.search_log import search_log_for
 from webapp.services.search_params import normalize_query
 from webapp.visitors import ensure_visitor_row
 
@@ -49,20 +55,16 @@ def _logged_features(response: SearchResponse) -> list[dict | None]:
     ]
 
 
-def _insert_search(
+def _search_row(
     request: SearchRequest,
     visitor_id: str | None,
     source: str,
     response: SearchResponse,
     latency_ms: float,
     variant_id: int | None,
-) -> SearchQuery:
-    """Insert the search's row with one Core statement; returns it as a detached SearchQuery with its id.
-
-    The ORM's unit of work (flush, then a re-select of the row after commit expired it) cost more
-    than the search itself under concurrent load; nothing here needs the row in the session.
-    """
-    values = {
+) -> dict:
+    """The search's row, without its id."""
+    return {
         "visitor_id": visitor_id,
         "text": request.text,
         "normalized": normalize_query(request.text),
@@ -76,14 +78,60 @@ def _insert_search(
         "variant_id": variant_id,
         "created_at": utcnow(),
     }
-    inserted = db.session.execute(insert(SearchQuery.__table__).values(values))
-    return SearchQuery(id=inserted.inserted_primary_key[0], **values)
+
+
+def _store_now(row: dict, shown: list[dict], serving: Serving, visitor_id: str | None) -> int:
+    """Write the search, its impressions and any new exposure in this request's transaction; returns its id.
+
+    One Core insert per table: the ORM's unit of work (flush, then a re-select of the row after
+    commit expired it) cost more than the search itself under concurrent load.
+    """
+    try:
+        if visitor_id:
+            ensure_visitor_row(visitor_id)
+        values = row
+        if db.session.get_bind().dialect.name != "postgresql":
+            # Not SQLite's max + 1: that may be an id a worker reserved and has not written yet.
+            values = {"id": reserve(db.session.connection(), 1)[0], **row}
+        search_id = db.session.execute(insert(SearchQuery.__table__).values(values)).inserted_primary_key[0]
+        if serving.new_exposure and visitor_id:
+            # Exposed at this search's own stamp, so the analysis (searches at or after exposure) counts it.
+            record_exposure(serving.experiment_id, serving.variant_id, visitor_id, row["created_at"])
+        if shown:  # one Core executemany for the page's impressions, not the ORM's bulk path
+            db.session.execute(insert(Impression.__table__), [{**r, "search_id": search_id} for r in shown])
+            count_impressions([r["product_id"] for r in shown], epoch(row["created_at"]))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return search_id
+
+
+def _journal(row: dict, shown: list[dict], serving: Serving) -> int | None:
+    """Hand the search to this worker's search log; None when it must be written in the request.
+
+    A visitor's first search under an experiment stays in the request: their assignment row is
+    what makes their next search say "not new" (webapp.services.assignment.serving_for).
+    """
+    search_log = search_log_for(current_app._get_current_object())
+    if search_log is None or serving.new_exposure:
+        return None
+    try:
+        search_id = search_log.append(row, shown)
+    except OSError as exc:  # the journal's disk: this search is written now instead (its id unused)
+        current_app.logger.warning("search journal refused a search (%s); writing it in the request", exc)
+        return None
+    if shown:
+        count_impressions([r["product_id"] for r in shown], epoch(row["created_at"]))
+        if current_app.config["SIGNAL_IMPRESSION_FLUSH_SECONDS"] <= 0:
+            db.session.commit()  # the counts were written inline (the tests' setting); else nothing to commit
+    return search_id
 
 
 def search_and_log(
     request: SearchRequest, visitor_id: str | None, source: str = "storefront"
 ) -> tuple[SearchQuery, SearchResponse]:
-    """Answer a search and record it with one impression per shown product, in one transaction."""
+    """Answer a search and record it with one impression per shown product (webapp.services.search_log)."""
     searcher = get_searcher()
     serving = serving_for(visitor_id)
     started = time.perf_counter()
@@ -105,21 +153,10 @@ def search_and_log(
         }
         for h, features in zip(response.hits, _logged_features(response), strict=True)
     ]
-    try:
-        if visitor_id:
-            ensure_visitor_row(visitor_id)
-        query = _insert_search(request, visitor_id, source, response, latency_ms, serving.variant_id)
-        if serving.new_exposure and visitor_id:
-            # Exposed at this search's own stamp, so the analysis (searches at or after exposure) counts it.
-            record_exposure(serving.experiment_id, serving.variant_id, visitor_id, query.created_at)
-        if shown:  # one Core executemany for the page's impressions, not the ORM's bulk path
-            for row in shown:
-                row["search_id"] = query.id
-            db.session.execute(insert(Impression.__table__), shown)
-            count_impressions([row["product_id"] for row in shown], epoch(query.created_at))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    row = _search_row(request, visitor_id, source, response, latency_ms, serving.variant_id)
+    search_id = _journal(row, shown, serving)
+    if search_id is None:
+        search_id = _store_now(row, shown, serving, visitor_id)
+    query = SearchQuery(id=search_id, **row)  # detached: the caller reads its id and values
     current_app.logger.debug("search %r: %d results in %.1f ms", request.text, response.total, latency_ms)
     return query, response

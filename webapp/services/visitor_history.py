@@ -12,21 +12,32 @@ Kept on purpose:
   which count only activity linked to the visitor.
 - The cart, which lives in the visitor's own signed cookie, not in the database.
 
+A search answered before clearing but stored after it (the search log is written after the
+response, webapp.services.search_log) is stored unlinked: the visitor row keeps the moment.
+
 Feedback on a results page served before clearing is refused afterwards like feedback on
 anyone else's search: the search no longer belongs to the visitor.
 """
 
 from __future__ import annotations
 
+from flask import current_app
 from sqlalchemy import update
 
 from webapp.extensions import db
-from webapp.models import Event, SearchQuery
+from webapp.models import Event, SearchQuery, Visitor, utcnow
+from webapp.services.search_log import search_log_for
+from webapp.visitors import ensure_visitor_row
 
 
 def clear_history(visitor_id: str) -> int:
     """Unlink the visitor's events and searches from them, in one transaction; returns how many rows."""
     try:
+        mark = update(Visitor).where(Visitor.id == visitor_id).values(history_cleared_at=utcnow())
+        if db.session.execute(mark).rowcount == 0 and search_log_for(current_app._get_current_object()):
+            # No row yet, but their searches may still be in a journal: the row keeps the moment.
+            ensure_visitor_row(visitor_id)
+            db.session.execute(mark)
         events = db.session.execute(update(Event).where(Event.visitor_id == visitor_id).values(visitor_id=None))
         searches = db.session.execute(
             update(SearchQuery).where(SearchQuery.visitor_id == visitor_id).values(visitor_id=None)

@@ -9,12 +9,12 @@ is not run again, and beat fits only when searches arrived since the newest fit.
 from __future__ import annotations
 
 from celery import shared_task
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from webapp.extensions import db
-from webapp.models import ContextRankerFit, SearchQuery
-from webapp.services.context_fit import fit_context_ranker_from_logs, fit_summary
+from webapp.models import ContextRankerFit
+from webapp.services.context_fit import fit_context_ranker_from_logs, fit_summary, stored_search_count
 from webapp.services.jobs import run_job
 
 SOFT_LIMIT = 15 * 60  # 50,000 pages read and fitted take a few minutes on one core
@@ -34,8 +34,7 @@ def run_context_fit_job(job_id: int) -> dict | None:
 def scheduled_context_fit() -> dict:
     """Beat's fit: skipped when no search arrived since the newest fit read its log."""
     newest = db.session.scalars(select(ContextRankerFit).order_by(ContextRankerFit.id.desc())).first()
-    latest_search = db.session.scalar(select(func.max(SearchQuery.id))) or 0
-    if newest is not None and latest_search <= int((newest.metrics or {}).get("newest_search_id", 0)):
+    if newest is not None and stored_search_count() == (newest.metrics or {}).get("search_rows"):
         return {"fitted": False, "reason": f"no search since fit {newest.id}"}
     return {"fitted": True, **fit_summary(fit_context_ranker_from_logs())}
 
