@@ -1,5 +1,6 @@
 """gunicorn settings for Kairos; override with GUNICORN_* environment variables."""
 
+import gc
 import os
 import signal
 
@@ -39,6 +40,11 @@ def post_worker_init(worker) -> None:
             worker.log.warning("search index not warmed: %s", exc)
     # Searches are journaled and stored after the response; also stores dead workers' journals.
     start_search_log(worker.wsgi)
+    # The indexes, model and catalog just loaded live as long as the worker: moved out of the
+    # collector's reach, so a full collection walks only what requests made since (it walked
+    # all of it, a pause of 0.1-0.2 s of CPU that stalled every request of the worker).
+    gc.collect()
+    gc.freeze()
 
 
 def worker_exit(server, worker) -> None:
