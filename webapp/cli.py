@@ -12,6 +12,7 @@ from webapp.cli_eval import eval_command
 from webapp.cli_jobs import jobs_cli
 from webapp.cli_model import model_cli
 from webapp.cli_ranker import ranker_cli
+from webapp.cli_search_log import search_log_cli
 from webapp.cli_signals import signals_cli
 from webapp.cli_simulate import simulate_command
 from webapp.services.catalog_import import import_catalog
@@ -57,3 +58,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(jobs_cli)
     app.cli.add_command(ranker_cli)
     app.cli.add_command(signals_cli)
+    app.cli.add_command(search_log_cli)

@@ -19,6 +19,7 @@ from webapp.extensions import db
 from webapp.models import Event, Impression, Product, SearchQuery, Visitor, utcnow
 from webapp.services import search_log as search_log_module
 from webapp.services.search_ids import IdReserve, issued_below, reserve
+from webapp.services.search_journal import Journal
 from webapp.services.search_log import (
     REJECTED,
     decode_record,
@@ -293,3 +294,16 @@ def test_a_click_on_a_killed_workers_search_is_stored(client, app, search_log):
     response = client.post("/api/events", json={"events": [click]})
     assert response.status_code == 201, response.get_json()
     assert count(SearchQuery) == 3 and count(Event) == 1
+
+
+def test_the_cli_stores_what_stopped_workers_left_and_leaves_running_ones(app, shop, runner):
+    answered = killed_worker(app)
+    running = Journal(os.path.join(app.config["INSTANCE_DIR"], "searchlog"))  # a live worker's: not the CLI's
+    running.append(b"held by a running worker\n")
+    result = runner.invoke(args=["search-log", "store"])
+    assert result.exit_code == 0, result.output
+    assert "3 searches stored; 1 journals of running workers left" in result.output
+    assert sorted(db.session.scalars(select(SearchQuery.id))) == sorted(a[0] for a in answered)
+    assert os.path.exists(running.path)
+    assert "0 searches stored" in runner.invoke(args=["search-log", "store"]).output
+    running.close(remove=True)

@@ -165,57 +165,26 @@ def _missing(connection: Connection, ids: set[int]) -> set[int]:
     return ids - found
 
 
-class SearchLog:
-    """One worker's journal, its id block and the thread that stores the journal."""
+class JournalStore:
+    """Stores journal lines into the database, and stores dead processes' journals (any process)."""
 
-    def __init__(self, app: Flask, directory: str, interval: float, wait_seconds: float) -> None:
+    def __init__(self, app: Flask, directory: str) -> None:
         self.app = app
-        self.interval = interval
-        self.wait_seconds = wait_seconds
-        self.journal = Journal(directory)
-        self.ids = IdReserve()
-        self._flush_lock = threading.Lock()  # the thread, a waiting event and the exit hook take turns
-        self._stop = threading.Event()
-        self._warned_at = 0.0
-        self.thread = threading.Thread(target=self._run, name="search-log", daemon=True)
+        self.directory = directory
 
-    # -- the request path -------------------------------------------------------------------
-    def append(self, search: dict, impressions: list[dict]) -> int:
-        """Journal a search; returns its id. Raises OSError when the journal cannot take it."""
-        search_id = self.ids.take(db.engine)
-        self.journal.append(encode_record(search_id, search, impressions))
-        return search_id
-
-    def top_up(self) -> None:
-        """Keep reserved ids ahead of the searches (a reservation is a write: never in a request)."""
-        with self.app.app_context():
-            self.ids.top_up(db.engine)
-
-    # -- storing ------------------------------------------------------------------------------
-    def flush(self) -> int:
-        """Store what this worker journaled since the last flush; returns how many searches were new."""
-        with self._flush_lock:
-            data, _ = self.journal.unwritten()
-            lines, used = split_lines(data)
-            if not lines:
-                return 0
-            stored = self._store_lines(lines)
-            self.journal.mark_written(self.journal.written + used)
-            return stored
-
-    def drain_orphans(self) -> int:
-        """Store the journals of workers that died; returns how many searches were new."""
+    def store_orphans(self, own: str | None = None) -> int:
+        """Store the journals of processes that died; returns how many searches were new."""
         stored = 0
-        for orphan in claim_orphans(self.journal.directory, own=self.journal.path):
+        for orphan in claim_orphans(self.directory, own=own):
             data = orphan.read()
             lines, used = split_lines(data)
-            stored += self._store_lines(lines)
+            stored += self.store_lines(lines)
             log.warning("stored the search journal of a stopped worker: %s (%d lines)", orphan.path, len(lines))
             if used < len(data):  # its last write was cut by the kill: that search was never answered
                 log.warning("dropped the torn last %d bytes of %s", len(data) - used, orphan.path)
         return stored
 
-    def _store_lines(self, lines: list[bytes]) -> int:
+    def store_lines(self, lines: list[bytes]) -> int:
         """Store the lines in one transaction; set aside the unreadable once the rest is stored."""
         records, unreadable = [], []
         for line in lines:
@@ -254,10 +223,54 @@ class SearchLog:
         return stored
 
     def _reject(self, line: bytes, reason: str) -> None:
-        path = os.path.join(self.journal.directory, REJECTED)
+        path = os.path.join(self.directory, REJECTED)
         with open(path, "ab") as out:
             out.write(line if line.endswith(b"\n") else line + b"\n")
         log.error("search log line set aside in %s: %s", path, reason)
+
+
+class SearchLog:
+    """One worker's journal, its id block and the thread that stores the journal."""
+
+    def __init__(self, app: Flask, directory: str, interval: float, wait_seconds: float) -> None:
+        self.app = app
+        self.interval = interval
+        self.wait_seconds = wait_seconds
+        self.journal = Journal(directory)
+        self.store = JournalStore(app, directory)
+        self.ids = IdReserve()
+        self._flush_lock = threading.Lock()  # the thread, a waiting event and the exit hook take turns
+        self._stop = threading.Event()
+        self._warned_at = 0.0
+        self.thread = threading.Thread(target=self._run, name="search-log", daemon=True)
+
+    # -- the request path -------------------------------------------------------------------
+    def append(self, search: dict, impressions: list[dict]) -> int:
+        """Journal a search; returns its id. Raises OSError when the journal cannot take it."""
+        search_id = self.ids.take(db.engine)
+        self.journal.append(encode_record(search_id, search, impressions))
+        return search_id
+
+    def top_up(self) -> None:
+        """Keep reserved ids ahead of the searches (a reservation is a write: never in a request)."""
+        with self.app.app_context():
+            self.ids.top_up(db.engine)
+
+    # -- storing ------------------------------------------------------------------------------
+    def flush(self) -> int:
+        """Store what this worker journaled since the last flush; returns how many searches were new."""
+        with self._flush_lock:
+            data, _ = self.journal.unwritten()
+            lines, used = split_lines(data)
+            if not lines:
+                return 0
+            stored = self.store.store_lines(lines)
+            self.journal.mark_written(self.journal.written + used)
+            return stored
+
+    def drain_orphans(self) -> int:
+        """Store the journals of workers that died; returns how many searches were new."""
+        return self.store.store_orphans(own=self.journal.path)
 
     # -- the thread ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -316,6 +329,10 @@ def search_log_for(app: Flask) -> SearchLog | None:
     return app.extensions.get(EXTENSION)
 
 
+def journal_directory(app: Flask) -> str:
+    return app.config["SEARCH_LOG_DIR"] or os.path.join(app.config["INSTANCE_DIR"], "searchlog")
+
+
 def start_search_log(app: Flask) -> SearchLog | None:
     """Journal this process's searches from now on (a gunicorn worker, after fork); None when off.
 
@@ -324,9 +341,8 @@ def start_search_log(app: Flask) -> SearchLog | None:
     interval = app.config["SEARCH_LOG_FLUSH_SECONDS"]
     if interval <= 0:
         return None
-    directory = app.config["SEARCH_LOG_DIR"] or os.path.join(app.config["INSTANCE_DIR"], "searchlog")
     try:
-        search_log = SearchLog(app, directory, interval, app.config["SEARCH_LOG_WAIT_SECONDS"])
+        search_log = SearchLog(app, journal_directory(app), interval, app.config["SEARCH_LOG_WAIT_SECONDS"])
     except OSError as exc:  # no journal, no promise: searches are written in their requests instead
         log.warning("search journal unavailable (%s); searches are written in their requests", exc)
         return None
