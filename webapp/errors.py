@@ -42,6 +42,16 @@ def init_app(app: Flask) -> None:
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         return body, status, headers
 
+    def drop_session(exc: SQLAlchemyError) -> None:
+        """Forget a session whose connection the database cut (its ROLLBACK failed)."""
+        app.logger.warning("database connection lost while closing the session: %s", exc)
+        if db.session.registry.has():
+            try:
+                db.session.registry().invalidate()  # drop the dead connection instead of pooling it
+            except SQLAlchemyError:
+                pass
+            db.session.registry.clear()
+
     @app.teardown_appcontext
     def release_session(_exc: BaseException | None) -> None:
         # Runs before Flask-SQLAlchemy's own teardown (registered earlier, so called later). A
@@ -50,13 +60,7 @@ def init_app(app: Flask) -> None:
         try:
             db.session.remove()
         except SQLAlchemyError as exc:
-            app.logger.warning("database connection lost while closing the session: %s", exc)
-            if db.session.registry.has():
-                try:
-                    db.session.registry().invalidate()  # drop the dead connection instead of pooling it
-                except SQLAlchemyError:
-                    pass
-                db.session.registry.clear()
+            drop_session(exc)
 
     @app.errorhandler(DataError)
     def data_refused(exc: DataError):
@@ -68,7 +72,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError):
-        # Fail fast and let the pool reconnect on the next request (pool_pre_ping).
-        db.session.rollback()
+        # Fail fast and let the pool reconnect on the next request (pool_pre_ping). The failure
+        # may have come from another connection (an event waiting for a search opens its own):
+        # the session's connection, cut by the same restart, then fails its ROLLBACK too.
+        try:
+            db.session.rollback()
+        except SQLAlchemyError as lost:
+            drop_session(lost)
         app.logger.warning("database unavailable: %s", exc.orig)
         return _respond(503, "The service is briefly unavailable, please retry.")

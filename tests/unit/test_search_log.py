@@ -307,3 +307,31 @@ def test_the_cli_stores_what_stopped_workers_left_and_leaves_running_ones(app, s
     assert os.path.exists(running.path)
     assert "0 searches stored" in runner.invoke(args=["search-log", "store"]).output
     running.close(remove=True)
+
+
+def test_a_click_answers_503_when_the_database_cuts_every_connection_while_it_waits(
+    client, search_log, app, monkeypatch
+):
+    """The restart that fails the wait's own connection has cut the session's too: 503, not 500."""
+    as_visitor(client)
+    found = client.get("/api/search?q=mug").get_json()  # journaled, not stored: the click will wait
+    cut = OperationalError("ROLLBACK", {}, Exception("terminating connection due to administrator command"))
+
+    def restart(ids):
+        raise cut
+
+    real_rollback = db.session.rollback
+    calls = []
+
+    def rollback_on_a_cut_connection():
+        calls.append(1)
+        if len(calls) == 1:
+            raise cut
+        real_rollback()
+
+    monkeypatch.setattr(search_log, "wait_for", restart)
+    monkeypatch.setattr(db.session, "rollback", rollback_on_a_cut_connection)
+    click = {"type": "click", "product_id": "M1", "search_id": found["search_id"], "position": 1}
+    response = client.post("/api/events", json={"events": [click]})
+    assert response.status_code == 503 and "briefly unavailable" in response.get_json()["error"]
+    assert calls  # the handler's rollback was the one that failed
