@@ -351,6 +351,8 @@ def start_search_log(app: Flask) -> SearchLog | None:
         search_log.top_up()
     except SQLAlchemyError as exc:
         log.warning("journals of stopped workers not stored yet (retried every %.0f s): %s", ORPHAN_CHECK_SECONDS, exc)
+    except Exception:  # a worker must boot; the thread retries both within 30 s
+        log.exception("journals of stopped workers not stored at boot")
     app.extensions[EXTENSION] = search_log
     search_log.start()
     return search_log
