@@ -14,7 +14,8 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.services.search_journal import SUFFIX
-from webapp.services.search_log import REJECTED, JournalStore, journal_directory
+from webapp.services.search_log import journal_directory
+from webapp.services.search_log_store import REJECTED, JournalStore
 
 search_log_cli = AppGroup("search-log", help="The search log web workers write after answering.")
 

@@ -1,6 +1,7 @@
 """Extensions are created unbound here and bound to an app in the factory."""
 
 import math
+from collections.abc import Iterator, Sequence
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -51,3 +52,12 @@ def tune_sqlite(engine: Engine) -> None:
         except Exception:
             dbapi_connection.create_function("exp", 1, math.exp, deterministic=True)
         cursor.close()
+
+
+IN_LIST_MAX = 900  # values per IN (...) list: stays under SQLite's bound-parameter limit
+
+
+def in_chunks(values: Sequence) -> Iterator[Sequence]:
+    """`values` in slices short enough for one IN (...) list each."""
+    for start in range(0, len(values), IN_LIST_MAX):
+        yield values[start : start + IN_LIST_MAX]

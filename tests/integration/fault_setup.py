@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from webapp import create_app
 from webapp.extensions import db
+from webapp.services.catalog_import import import_catalog
 
 NO_LIMITS = {"KAIROS_SEARCH_RATE_LIMIT": "100000 per minute", "KAIROS_EVENTS_RATE_LIMIT": "100000 per minute"}
 NO_LIMITS["KAIROS_IP_RATE_LIMIT"] = "100000 per minute"  # the limiter still runs (and reaches its store)
@@ -37,6 +40,21 @@ def make_app(tmp_path: Path, database_url: str, broker: str = "memory://"):
             "CELERY": {"broker_url": broker, "result_backend": broker if broker.startswith("redis") else None},
         }
     )
+
+
+@contextmanager
+def shop_database(app, tmp_path: Path) -> Iterator[None]:
+    """Inside the app's context: its database fresh, with the small catalog; dropped on the way out."""
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        import_catalog(write_catalog(tmp_path / "catalog.jsonl"))
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
 
 
 def server_env(tmp_path: Path, database_url: str, broker: str, **extra: str) -> dict[str, str]:

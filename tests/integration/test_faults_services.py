@@ -15,7 +15,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy import select
 
 from tests.integration.conftest import wait_for_job
-from tests.integration.fault_setup import count, count_when_stored, make_app, server_env, write_catalog
+from tests.integration.fault_setup import count, count_when_stored, make_app, server_env, shop_database, write_catalog
 from tests.integration.processes import RedisServer, Shoppers, between, children, serve, start_worker, stop_group
 from webapp.extensions import db
 from webapp.models import Event, Job, Product, SearchQuery
@@ -34,10 +34,7 @@ def test_redis_killed_while_shoppers_search_and_click(tmp_path, database_url):
     app = make_app(tmp_path, database_url, broker=redis.url(0))
     env = server_env(tmp_path, database_url, redis.url(0), RATELIMIT_STORAGE_URI=redis.url(1))
     server = worker = None
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-        import_catalog(write_catalog(tmp_path / "catalog.jsonl"))
+    with shop_database(app, tmp_path):
         try:
             server = serve(env)
             shoppers = Shoppers(server.base).start()
@@ -85,9 +82,6 @@ def test_redis_killed_while_shoppers_search_and_click(tmp_path, database_url):
             if server is not None:
                 server.stop()
             redis.kill()
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
 
 
 # (a2) A web worker is killed: the searches it answered but had not stored yet are not lost.
@@ -98,10 +92,7 @@ def test_a_web_worker_killed_mid_traffic_loses_no_answered_search(tmp_path, data
     # A long flush interval, so the killed worker surely holds answered searches only in its journal.
     env = server_env(tmp_path, database_url, "memory://", GUNICORN_WORKERS="2", KAIROS_SEARCH_LOG_FLUSH_SECONDS="30")
     server = None
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-        import_catalog(write_catalog(tmp_path / "catalog.jsonl"))
+    with shop_database(app, tmp_path):
         try:
             server = serve(env)
             # Browsers that only search: a click makes its worker store its journal at once.
@@ -123,9 +114,6 @@ def test_a_web_worker_killed_mid_traffic_loses_no_answered_search(tmp_path, data
         assert answered <= stored, sorted(answered - stored)[:10]
         assert count(Event) == clicks  # every acknowledged click, each on a stored search
         assert not list((tmp_path / "searchlog").glob("*.jsonl")), "a journal was left behind"
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
 
 
 # (b) The database restarts: requests fail fast with 503 and recover with the same server.

@@ -6,23 +6,15 @@ the one place that turns rows into its records. Nothing here writes or commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import func, select
 
 from engine.serving.searcher import card_text
 from engine.training.dataset import EventRecord, FeedbackLog, ImpressionRecord, ProductRecord, SearchRecord
-from webapp.extensions import db
+from webapp.extensions import db, in_chunks
 from webapp.models import Event, Impression, Job, Product, SearchQuery
 from webapp.services.search_index import product_card
-
-_CHUNK = 900  # stays under SQLite's bound-parameter limit in IN (...) lists
-
-
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
 
 
 def export_feedback(since: datetime, until: datetime, max_position: int = 24) -> FeedbackLog:
@@ -38,7 +30,7 @@ def export_feedback(since: datetime, until: datetime, max_position: int = 24) ->
         )
     ]
     impressions: list[ImpressionRecord] = []
-    for chunk in _chunks([s.search_id for s in searches]):
+    for chunk in in_chunks([s.search_id for s in searches]):
         impressions.extend(
             ImpressionRecord(search_id=row.search_id, product_id=row.product_id, position=row.position)
             for row in db.session.execute(

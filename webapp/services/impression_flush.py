@@ -74,17 +74,20 @@ def buffer_for(app: Flask) -> ImpressionBuffer:
     return app.extensions.setdefault("kairos.impression_buffer", ImpressionBuffer())
 
 
-def count_impressions(product_ids: Iterable[int], at: float) -> None:
-    """Count one impression per product shown at `at`: held for the worker's next flush (or written now at 0 s)."""
+def count_impressions(product_ids: Iterable[int], at: float) -> bool:
+    """Count one impression per product shown at `at`: held for the worker's next flush (or written now at 0 s).
+
+    True when written now, into the session's transaction: the caller commits it."""
     shown = [(pid, at) for pid in product_ids]
     interval = current_app.config["SIGNAL_IMPRESSION_FLUSH_SECONDS"]
     if interval <= 0:
         record_impressions(shown)  # in the search's transaction
-        return
+        return True
     app = current_app._get_current_object()
     buffer = buffer_for(app)
     buffer.add(shown)
     buffer.ensure_writer(app, interval)
+    return False
 
 
 def flush_impressions(app: Flask) -> int:

@@ -121,10 +121,8 @@ def _journal(row: dict, shown: list[dict], serving: Serving) -> int | None:
     except OSError as exc:  # the journal's disk: this search is written now instead (its id unused)
         current_app.logger.warning("search journal refused a search (%s); writing it in the request", exc)
         return None
-    if shown:
-        count_impressions([r["product_id"] for r in shown], epoch(row["created_at"]))
-        if current_app.config["SIGNAL_IMPRESSION_FLUSH_SECONDS"] <= 0:
-            db.session.commit()  # the counts were written inline (the tests' setting); else nothing to commit
+    if shown and count_impressions([r["product_id"] for r in shown], epoch(row["created_at"])):
+        db.session.commit()  # counted inline (an interval of 0, the tests'): no search transaction to ride on
     return search_id
 
 

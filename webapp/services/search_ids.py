@@ -67,11 +67,10 @@ class IdReserve:
         with self._lock:
             self._forget_if_forked()
             if not self._free:
-                with engine.begin() as connection:
-                    self._free.extend(reserve(connection, self.block))
+                self._free.extend(self._reserve_block(engine))
             return self._free.popleft()
 
-    def top_up(self, engine: Engine) -> bool:
+    def top_up(self, engine: Engine) -> None:
         """Reserve the next block ahead of need, off the request path (the search log's thread).
 
         On SQLite a reservation waits for the writer lock, behind whichever transaction holds it:
@@ -80,12 +79,14 @@ class IdReserve:
         with self._lock:
             self._forget_if_forked()
             if len(self._free) > self.block // 2:
-                return False
-        with engine.begin() as connection:  # outside the lock: requests keep taking ids meanwhile
-            block = reserve(connection, self.block)
+                return
+        block = self._reserve_block(engine)  # outside the lock: requests keep taking ids meanwhile
         with self._lock:
             self._free.extend(block)
-        return True
+
+    def _reserve_block(self, engine: Engine) -> list[int]:
+        with engine.begin() as connection:
+            return reserve(connection, self.block)
 
     def _forget_if_forked(self) -> None:
         if self._pid != os.getpid():  # a forked child must not use its parent's ids too

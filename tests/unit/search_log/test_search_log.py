@@ -1,62 +1,22 @@
-"""The search log written after the response (webapp.services.search_log), on SQLite and PostgreSQL.
-
-The log's thread is started with a long interval so each test decides when a flush happens.
-"""
+"""The search log written after the response (webapp.services.search_log and its store), on SQLite
+and PostgreSQL: journal lines become rows, clicks wait for them, faults lose nothing."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from tests.unit.search_log.support import VISITOR, as_visitor, count
 from webapp.extensions import db
 from webapp.models import Event, Impression, Product, SearchQuery, Visitor, utcnow
-from webapp.services import search_log as search_log_module
-from webapp.services.search_ids import IdReserve, issued_below, reserve
-from webapp.services.search_journal import Journal
-from webapp.services.search_log import (
-    REJECTED,
-    decode_record,
-    encode_record,
-    search_log_for,
-    start_search_log,
-    stop_search_log,
-    store_records,
-)
-from webapp.visitors import ensure_visitor_row
-
-VISITOR = "7d4f3c1e-0000-4000-8000-00000000feed"
-
-
-@pytest.fixture
-def shop(app, make_product):
-    make_product(external_id="T1", title="Cotton towel", brand="Acme", category_path="Home > Bath")
-    make_product(external_id="T2", title="Linen towel", brand="Zenith", category_path="Home > Bath")
-    make_product(external_id="M1", title="Coffee mug", brand="Acme", category_path="Kitchen")
-
-
-@pytest.fixture
-def search_log(app, shop):
-    app.config.update(SEARCH_LOG_FLUSH_SECONDS=3600.0, SEARCH_LOG_WAIT_SECONDS=5.0)
-    started = start_search_log(app)
-    yield started
-    stop_search_log(app)
-
-
-def count(model) -> int:
-    db.session.expire_all()
-    return db.session.scalar(select(func.count()).select_from(model))
-
-
-def as_visitor(client, visitor_id: str = VISITOR) -> None:
-    with client.session_transaction() as session:
-        session["vid"] = visitor_id
+from webapp.services import search_log_store
+from webapp.services.search_log import search_log_for, start_search_log, stop_search_log
+from webapp.services.search_log_store import REJECTED, decode_record, encode_record, store_records
 
 
 def test_a_search_is_answered_with_its_id_and_stored_by_the_next_flush(client, search_log):
@@ -141,7 +101,7 @@ def test_the_journal_keeps_everything_while_the_database_is_away(client, search_
     def away(records):
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(search_log_module, "store_records", away)
+    monkeypatch.setattr(search_log_store, "store_records", away)
     with pytest.raises(OperationalError):
         search_log.flush()
     assert search_log.journal.written == 0
@@ -210,103 +170,6 @@ def test_without_the_log_searches_are_written_in_the_request(client, shop):
     as_visitor(client)
     sid = client.get("/api/search?q=towel").get_json()["search_id"]
     assert db.session.get(SearchQuery, sid) is not None and count(Impression) == 2
-
-
-# -- ids ----------------------------------------------------------------------------------------
-
-
-def test_ids_are_never_shared_between_workers_the_request_path_and_direct_inserts(client, app, shop):
-    first, second = IdReserve(block=5), IdReserve(block=5)
-    taken = [first.take(db.engine), second.take(db.engine), first.take(db.engine)]
-    as_visitor(client)
-    taken.append(client.get("/api/search?q=towel").get_json()["search_id"])  # written in the request
-    ensure_visitor_row(VISITOR)
-    direct = SearchQuery(text="x", normalized="x", visitor_id=VISITOR)
-    db.session.add(direct)
-    db.session.commit()
-    taken.append(direct.id)
-    taken += [second.take(db.engine) for _ in range(6)]  # past its block: a new one
-    assert len(set(taken)) == len(taken)
-    with db.engine.connect() as connection:
-        assert issued_below(connection) > max(taken)
-        assert min(reserve(connection, 3)) > max(taken)
-        connection.commit()
-
-
-def test_a_forked_worker_does_not_reuse_its_parents_ids(app, shop, monkeypatch):
-    ids = IdReserve(block=10)
-    parent = ids.take(db.engine)
-    monkeypatch.setattr(os, "getpid", lambda: -1)  # as seen from the child after fork
-    child = ids.take(db.engine)
-    assert child > parent + 9
-
-
-# -- a killed worker ------------------------------------------------------------------------------
-
-CHILD = """
-import json, os, signal, sys
-from webapp import create_app
-from webapp.services.search_log import start_search_log
-url, folder, visitor = sys.argv[1:4]
-app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "INSTANCE_DIR": folder,
-                  "INDEX_SYNC_SECONDS": 0.0, "SIGNAL_IMPRESSION_FLUSH_SECONDS": 0.0,
-                  "SIGNAL_IMPRESSION_SYNC_SECONDS": 0.0, "SEARCH_LOG_FLUSH_SECONDS": 3600.0,
-                  "CELERY": {"broker_url": "memory://", "result_backend": "cache+memory://"}})
-start_search_log(app)
-client = app.test_client()
-with client.session_transaction() as session:
-    session["vid"] = visitor
-found = [client.get("/api/search?q=" + q).get_json() for q in ("towel", "mug", "towel")]
-print(json.dumps([[f["search_id"], f["results"][0]["product_id"], f["results"][0]["position"]] for f in found]))
-sys.stdout.flush()
-os.kill(os.getpid(), signal.SIGKILL)  # no exit hook, no flush: the journal is all that is left
-"""
-
-
-def killed_worker(app) -> list[list]:
-    url = app.config["SQLALCHEMY_DATABASE_URI"]
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, url, app.config["INSTANCE_DIR"], VISITOR],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
-    assert done.returncode == -9, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_a_killed_workers_searches_are_stored_by_the_next_worker_to_start(app, shop):
-    answered = killed_worker(app)
-    assert count(SearchQuery) == 0
-    app.config.update(SEARCH_LOG_FLUSH_SECONDS=3600.0)
-    started = start_search_log(app)  # a replacement worker boots
-    try:
-        assert sorted(db.session.scalars(select(SearchQuery.id))) == sorted(a[0] for a in answered)
-        assert count(Impression) == 2 + 1 + 2  # each page's impressions came with it
-        assert os.listdir(started.journal.directory) == [os.path.basename(started.journal.path)]
-    finally:
-        stop_search_log(app)
-
-
-def test_a_click_on_a_killed_workers_search_is_stored(client, app, search_log):
-    answered = killed_worker(app)
-    as_visitor(client)
-    search_id, product, position = answered[1]
-    click = {"type": "click", "product_id": product, "search_id": search_id, "position": position}
-    response = client.post("/api/events", json={"events": [click]})
-    assert response.status_code == 201, response.get_json()
-    assert count(SearchQuery) == 3 and count(Event) == 1
-
-
-def test_the_cli_stores_what_stopped_workers_left_and_leaves_running_ones(app, shop, runner):
-    answered = killed_worker(app)
-    running = Journal(os.path.join(app.config["INSTANCE_DIR"], "searchlog"))  # a live worker's: not the CLI's
-    running.append(b"held by a running worker\n")
-    result = runner.invoke(args=["search-log", "store"])
-    assert result.exit_code == 0, result.output
-    assert "3 searches stored; 1 journals of running workers left" in result.output
-    assert sorted(db.session.scalars(select(SearchQuery.id))) == sorted(a[0] for a in answered)
-    assert os.path.exists(running.path)
-    assert "0 searches stored" in runner.invoke(args=["search-log", "store"]).output
-    running.close(remove=True)
 
 
 def test_a_click_answers_503_when_the_database_cuts_every_connection_while_it_waits(
