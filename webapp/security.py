@@ -4,6 +4,11 @@ Every response carries a Content-Security-Policy that the templates satisfy with
 'unsafe-inline': scripts and styles come only from /static, product images from any https
 host. The public endpoints are limited per visitor cookie and, more generously, per
 client address (a shopper who drops cookies still meets the address limit).
+
+Only the views that record something under the visitor (searches, events) give a new visitor
+an id. A suggestion request never does: typing fires one while the first search page is still
+on its way, and a second new id in that response could land after the page's and replace the
+shopper's cookie, so their clicks on that search would name someone else's and be refused.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.extensions import limiter
@@ -41,6 +46,8 @@ HEADERS = {
 HSTS = "max-age=31536000; includeSubDomains"
 # Which config setting holds the per-visitor limit of each kind of public endpoint.
 LIMIT_SETTINGS = {"search": "SEARCH_RATE_LIMIT", "events": "EVENTS_RATE_LIMIT", "suggest": "SUGGEST_RATE_LIMIT"}
+# The kinds whose views record under the visitor id, and so give one to a request without it.
+GIVES_VISITOR_ID = {"search", "events"}
 # Per-address budgets: shared by search and events; suggestions (a request per keystroke) have their own.
 ADDRESS_LIMITS = {"suggest": ("public-ip-suggest", "SUGGEST_IP_RATE_LIMIT")}
 _SHARED_ADDRESS_LIMIT = ("public-ip", "IP_RATE_LIMIT")
@@ -60,6 +67,11 @@ def visitor_key() -> str:
     return f"vid:{current_visitor_id()}"
 
 
+def known_visitor_key() -> str:
+    """The rate-limit key of a shopper who has a visitor id already (never gives one)."""
+    return f"vid:{session.get('vid', '')}"
+
+
 def _429_message(kind: str) -> Callable[[], str]:
     return lambda: f"too many {kind} requests; slow down and retry in a minute"
 
@@ -73,15 +85,20 @@ def public_rate_limit(kind: str, only_when: Callable[[], bool] | None = None) ->
     setting = LIMIT_SETTINGS[kind]
     address_scope, address_setting = ADDRESS_LIMITS.get(kind, _SHARED_ADDRESS_LIMIT)
     exempt_when = None if only_when is None else lambda: not only_when()
+    gives_id = kind in GIVES_VISITOR_ID
+
+    def visitor_exempt() -> bool:
+        # Without a visitor id yet, a view that gives none meets only the address limit (module docstring).
+        return (not gives_id and "vid" not in session) or (exempt_when is not None and exempt_when())
 
     def decorate(view: View) -> View:
         # Shared by scope: the storefront page and the API draw on one search budget per visitor.
         per_visitor = limiter.shared_limit(
             lambda: current_app.config[setting],
             scope=f"public-{kind}",
-            key_func=visitor_key,
+            key_func=visitor_key if gives_id else known_visitor_key,
             error_message=_429_message(kind),
-            exempt_when=exempt_when,
+            exempt_when=visitor_exempt,
         )
         # One budget per address shared by search and events, so they add up (ADDRESS_LIMITS).
         per_address = limiter.shared_limit(

@@ -131,13 +131,28 @@ def test_suggestions_have_their_own_limits_apart_from_search(app, client, catalo
     app.config.update(
         SUGGEST_RATE_LIMIT="3 per minute", SUGGEST_IP_RATE_LIMIT="5 per minute", IP_RATE_LIMIT="2 per minute"
     )
+    assert client.get("/").status_code == 200  # the page the shopper types in gives their visitor id
     assert [client.get("/api/suggest?q=t").status_code for _ in range(3)] == [200, 200, 200]
     refused = client.get("/api/suggest?q=t")
     assert refused.status_code == 429 and refused.get_json()["error"].startswith("too many suggest requests")
     # Typing used none of the address's search budget (IP_RATE_LIMIT), which it does not share.
     assert [app.test_client().get("/api/search?q=t").status_code for _ in range(3)] == [200, 200, 429]
-    # Suggestions have an address budget of their own: 3 of its 5 went to the first visitor.
+    # Suggestions have an address budget of their own: 3 of its 5 went to the first visitor; clients
+    # without a visitor id meet only that one.
     assert [app.test_client().get("/api/suggest?q=t").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_suggestion_never_gives_a_visitor_id(app, client, catalog, clock):
+    """Typing fires suggestions while a new shopper's first search page is on its way: a visitor
+    id given in one of their responses could replace the page's and disown the shopper's search."""
+    search = client.get("/search?q=towel")  # the first page, and the shopper's visitor id
+    racing = app.test_client().get("/api/suggest?q=towel")  # sent before that page's cookie arrived
+    assert racing.status_code == 200 and "Set-Cookie" not in racing.headers
+    assert "Set-Cookie" not in client.get("/api/suggest?q=towel").headers  # nor with the id: nothing to change
+    [search_row] = db.session.query(SearchQuery).all()
+    with client.session_transaction() as session:
+        assert session["vid"] == search_row.visitor_id
+    assert search.status_code == 200
 
 
 def test_a_database_error_keeps_the_previous_suggestions(app, client, catalog, clock, monkeypatch):

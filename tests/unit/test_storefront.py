@@ -46,6 +46,17 @@ def test_home_shows_favourites(client, catalog):
     assert page.index("Coffee mug") < page.index("Cotton bath towel")  # most rated first
 
 
+def test_the_first_page_gives_the_visitor_id_their_searches_and_clicks_go_by(client, catalog):
+    assert "Set-Cookie" in client.get("/").headers  # before the page's script asks for suggestions
+    with client.session_transaction() as session:
+        visitor = session["vid"]
+    links = product_links(client.get("/search?q=towel").get_data(as_text=True))
+    sid, pos = links["T1"]
+    assert client.get(f"/product/T1?sid={sid}&pos={pos}").status_code == 200
+    assert db.session.get(SearchQuery, sid).visitor_id == visitor
+    assert [(e.type, e.visitor_id) for e in events()] == [("click", visitor)]
+
+
 def test_home_with_q_redirects_to_search(client):
     response = client.get("/?q=towel")
     assert response.status_code == 302 and response.headers["Location"].startswith("/search")

@@ -24,6 +24,12 @@ from webapp.storefront.cart import add_to_cart, cart_items, clear_cart, feedback
 from webapp.visitors import current_visitor_id
 
 
+@bp.before_request
+def _give_visitor_id() -> None:
+    """A new shopper gets their visitor id with the first page, before its script asks for suggestions."""
+    current_visitor_id()
+
+
 @bp.get("/")
 def home():
     """Search box and the most trusted products."""
