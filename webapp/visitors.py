@@ -10,13 +10,30 @@ from sqlalchemy.exc import IntegrityError
 from webapp.extensions import db
 from webapp.models import Visitor
 
+# Set with a new visitor id, dropped at their first feedback: while it is there, a search skips
+# reading the visitor's events (a query per search that finds none for a shopper who only browses).
+# A cookie without it (one given before the mark existed, or after feedback) reads as before.
+NO_FEEDBACK_YET = "nofb"
+
 
 def current_visitor_id() -> str:
     """The visitor id for this request, creating one in the cookie if needed."""
     if "vid" not in session:
         session["vid"] = str(uuid.uuid4())
+        session[NO_FEEDBACK_YET] = 1
         session.permanent = True
     return session["vid"]
+
+
+def visitor_has_no_feedback() -> bool:
+    """True when this visitor's cookie says they have recorded no event yet (NO_FEEDBACK_YET)."""
+    return NO_FEEDBACK_YET in session
+
+
+def note_feedback() -> None:
+    """The visitor is recording events: from now on their searches read them."""
+    if NO_FEEDBACK_YET in session:
+        session.pop(NO_FEEDBACK_YET)
 
 
 # Visitor rows are never deleted (clearing history unlinks searches and events, not the visitor),

@@ -29,6 +29,16 @@ class ProductActivity:
 
 
 QUIET = ProductActivity()
+_QUIET_ROW = (0.0,) * (3 * len(SIGNALS))  # a stamp of 0 decays to 0 at any real moment
+
+
+def _flat(slots: Mapping[str, DecayedCount]) -> tuple[float, ...]:
+    """One product's counts as a row of SIGNALS x (short, long, stamp), kept for activity_array's gather."""
+    row: list[float] = []
+    for name in SIGNALS:
+        count = slots.get(name)
+        row.extend((count.short, count.long, count.stamp) if count is not None else (0.0, 0.0, 0.0))
+    return tuple(row)
 
 
 class SignalBoard:
@@ -38,6 +48,10 @@ class SignalBoard:
         self.half_lives = half_lives or HalfLives()
         self._products: dict[int, dict[str, DecayedCount]] = {}
         self._queries: dict[str, dict[int, dict[str, DecayedCount]]] = {}
+        # The same counts flattened per product (`_flat`), rewritten on each change: stage 2 gathers
+        # a hundred of them per search, and walking the nested dicts was most of its time (profiled).
+        self._rows: dict[int, tuple[float, ...]] = {}
+        self._query_rows: dict[str, dict[int, tuple[float, ...]]] = {}
         self._lock = threading.Lock()
 
     def add(self, product_id: int, signal: str, at: float, weight: float = 1.0, query: str = "") -> None:
@@ -47,17 +61,23 @@ class SignalBoard:
         with self._lock:
             slots = self._products.setdefault(product_id, {})
             slots[signal] = slots.get(signal, DecayedCount()).add(weight, at, self.half_lives)
+            self._rows[product_id] = _flat(slots)
             if query:
                 per_query = self._queries.setdefault(query, {}).setdefault(product_id, {})
                 per_query[signal] = per_query.get(signal, DecayedCount()).add(weight, at, self.half_lives)
+                self._query_rows.setdefault(query, {})[product_id] = _flat(per_query)
 
     def put(self, product_id: int, signal: str, count: DecayedCount, query: str = "") -> None:
         """Set a stored count as read from the shared store (replaces what was held)."""
         with self._lock:
             if query:
-                self._queries.setdefault(query, {}).setdefault(product_id, {})[signal] = count
+                slots = self._queries.setdefault(query, {}).setdefault(product_id, {})
+                slots[signal] = count
+                self._query_rows.setdefault(query, {})[product_id] = _flat(slots)
             else:
-                self._products.setdefault(product_id, {})[signal] = count
+                slots = self._products.setdefault(product_id, {})
+                slots[signal] = count
+                self._rows[product_id] = _flat(slots)
 
     def activity(self, product_id: int, now: float) -> ProductActivity:
         slots = self._products.get(product_id)
@@ -79,17 +99,11 @@ class SignalBoard:
         """(n, len(SIGNALS), 2): each product's counts decayed to `now` (per query when given), 0 when quiet.
 
         The vector form of activity()/query_activity() for stage 2's hundred candidates: one
-        gather in Python, the decay in numpy (the per-product objects cost more than the math).
+        gather of flattened rows, the decay in numpy (the per-product objects cost more than the math).
         """
-        table: Mapping[int, dict[str, DecayedCount]] = self._queries.get(query, {}) if query else self._products
-        raw = np.zeros((len(product_ids), len(SIGNALS), 3))
-        for row, pid in enumerate(product_ids):
-            slots = table.get(pid)
-            if slots:
-                for column, name in enumerate(SIGNALS):
-                    count = slots.get(name)
-                    if count is not None:
-                        raw[row, column] = (count.short, count.long, count.stamp)
+        rows = self._query_rows.get(query, {}) if query else self._rows
+        raw = np.array([rows.get(pid, _QUIET_ROW) for pid in product_ids], dtype=np.float64)
+        raw = raw.reshape(len(product_ids), len(SIGNALS), 3)
         elapsed = np.maximum(now - raw[..., 2], 0.0)
         return np.stack(
             (
@@ -103,6 +117,7 @@ class SignalBoard:
         """Drop a product's counts (it left the catalog)."""
         with self._lock:
             self._products.pop(product_id, None)
+            self._rows.pop(product_id, None)
 
     def __len__(self) -> int:
         return len(self._products)

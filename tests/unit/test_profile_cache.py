@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 # The same two-towel shop (Acme in Home, Zenith in Garden) and cookie reader as the history tests.
@@ -35,3 +37,53 @@ def test_a_cleared_history_is_never_served_from_the_cache(client):
     assert visitor_profile(vid(client), get_searcher(), None, utcnow()) is not None
     assert client.post("/api/visitor/history/clear").status_code == 200
     assert visitor_profile(vid(client), get_searcher(), None, utcnow()) is None
+
+
+@pytest.fixture
+def event_reads(app):
+    """The SELECTs on the events table this app runs, as they run."""
+    from sqlalchemy import event
+
+    from webapp.extensions import db
+
+    seen: list[str] = []
+
+    def look(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM events" in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", look)
+    yield seen
+    event.remove(db.engine, "before_cursor_execute", look)
+
+
+@pytest.mark.usefixtures("shop")
+def test_a_visitor_without_feedback_searches_without_reading_events(client, event_reads):
+    """The cookie given with a new visitor id says "no feedback yet" until their first event."""
+    for _ in range(3):
+        assert client.get("/api/search?q=towel").status_code == 200
+        assert client.get("/search?q=towel").status_code == 200
+    assert event_reads == []
+    act(client, "click", "T1")  # their first event: from now on their searches read them
+    event_reads.clear()
+    personal = client.get("/api/search?q=towel").get_json()
+    assert personal["results"] and event_reads
+    assert visitor_profile(vid(client), get_searcher(), None, utcnow()).brands["acme"] > 0
+
+
+@pytest.mark.usefixtures("shop")
+def test_a_cookie_given_before_the_mark_reads_events_as_before(client, event_reads):
+    with client.session_transaction() as session:
+        session["vid"] = "visitor-from-last-year"  # an id without the no-feedback mark
+    assert client.get("/api/search?q=towel").status_code == 200
+    assert event_reads
+
+
+@pytest.mark.usefixtures("shop")
+def test_feedback_from_the_storefront_also_drops_the_mark(client, event_reads):
+    page = client.get("/search?q=towel").get_data(as_text=True)
+    sid, pos = re.search(r'href="/product/T1\?sid=(\d+)&amp;pos=(\d+)"', page).groups()
+    assert client.get(f"/product/T1?sid={sid}&pos={pos}").status_code == 200
+    event_reads.clear()
+    assert client.get("/search?q=towel").status_code == 200
+    assert event_reads

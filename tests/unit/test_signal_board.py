@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from engine.ranking.board import QUIET, SignalBoard
+from engine.ranking.board import QUIET, SIGNALS, SignalBoard
 from engine.ranking.context import CONTEXT_FEATURES, ContextSettings, context_matrix
 from engine.ranking.decay import DecayedCount, HalfLives
 
@@ -54,6 +55,29 @@ def test_put_replaces_what_the_board_held_and_forget_drops_it():
     assert board.activity(1, T0).purchase == (0.0, 0.0)  # the per-query count is not the product's
     board.forget(1)
     assert board.activity(1, T0) == QUIET and len(board) == 0
+
+
+def _as_array(activity) -> list[list[float]]:
+    return [list(getattr(activity, name)) for name in SIGNALS]
+
+
+def test_the_array_form_follows_add_put_and_forget():
+    """activity_array gathers rows kept beside the counts: every change must rewrite them."""
+    board, now = SignalBoard(), T0 + HOUR
+    board.add(1, "click", T0, weight=5.0)
+    board.add(2, "impression", T0, query="towel")
+    board.put(1, "click", DecayedCount(short=2.0, long=3.0, stamp=T0))
+    board.put(2, "purchase", DecayedCount(1.0, 4.0, T0), query="towel")
+    board.put(3, "add_to_cart", DecayedCount(1.0, 1.0, T0 - DAY))
+    ids = [1, 2, 3, 4]
+    np.testing.assert_allclose(board.activity_array(ids, now), [_as_array(board.activity(pid, now)) for pid in ids])
+    after = board.query_activity("towel", now)
+    np.testing.assert_allclose(
+        board.activity_array(ids, now, "towel"), [_as_array(after.get(pid, QUIET)) for pid in ids]
+    )
+    board.forget(1)
+    assert board.activity_array([1], now).tolist() == [_as_array(QUIET)]
+    assert board.activity_array([], now).shape == (0, len(SIGNALS), 2)
 
 
 def test_a_burst_makes_trending_positive_then_it_decays_back():

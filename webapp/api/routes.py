@@ -12,7 +12,7 @@ from webapp.security import public_rate_limit
 from webapp.services.events import record_events
 from webapp.services.search import search_and_log
 from webapp.services.search_params import parse_search_args
-from webapp.visitors import current_visitor_id
+from webapp.visitors import current_visitor_id, note_feedback, visitor_has_no_feedback
 
 
 @bp.get("/search")
@@ -20,7 +20,9 @@ from webapp.visitors import current_visitor_id
 def search():
     """Search the catalog; the response carries a search_id for feedback events."""
     search_request = parse_search_args(request.args, current_app.config["SEARCH_PAGE_SIZE"])
-    query, response = search_and_log(search_request, current_visitor_id(), source="api")
+    query, response = search_and_log(
+        search_request, current_visitor_id(), source="api", no_feedback=visitor_has_no_feedback()
+    )
     return jsonify(
         {
             "search_id": query.id,
@@ -59,7 +61,9 @@ def events():
         body = None
     if not isinstance(body, dict):
         raise InputError('body must be a JSON object like {"events": [...]}')
-    stored = record_events(body.get("events"), current_visitor_id(), current_app.config["EVENTS_MAX_BATCH"])
+    visitor = current_visitor_id()
+    note_feedback()  # before storing: a failed batch only costs later searches one read each
+    stored = record_events(body.get("events"), visitor, current_app.config["EVENTS_MAX_BATCH"])
     return jsonify({"stored": len(stored), "ids": [e.id for e in stored]}), 201
 
 

@@ -74,10 +74,14 @@ def recent_exposures(visitor_id: str, now: datetime) -> list[Exposure]:
 
 
 def visitor_profile(
-    visitor_id: str | None, searcher: Searcher, bundle: ServingBundle | None, now: datetime
+    visitor_id: str | None, searcher: Searcher, bundle: ServingBundle | None, now: datetime, no_feedback: bool = False
 ) -> ShopperProfile | None:
-    """The visitor's session profile; None for a new visitor or with personalization off."""
-    if not visitor_id or not current_app.config["PERSONALIZATION"]:
+    """The visitor's session profile; None for a new visitor or with personalization off.
+
+    `no_feedback`: the visitor's cookie says they have recorded no event (webapp.visitors), so
+    there is nothing to read.
+    """
+    if not visitor_id or no_feedback or not current_app.config["PERSONALIZATION"]:
         return None
     newest, interactions = recent_interactions(visitor_id, now)
     if not interactions:
@@ -136,13 +140,12 @@ def _build(
 
 
 def search_context(
-    visitor_id: str | None, text: str, searcher: Searcher, bundle: ServingBundle | None
+    visitor_id: str | None, text: str, searcher: Searcher, bundle: ServingBundle | None, no_feedback: bool = False
 ) -> SearchContext:
     """The moment and the shopper this search is answered for."""
     now = utcnow()
-    return SearchContext(
-        now=epoch(now), query_key=normalize_query(text), profile=visitor_profile(visitor_id, searcher, bundle, now)
-    )
+    profile = visitor_profile(visitor_id, searcher, bundle, now, no_feedback)
+    return SearchContext(now=epoch(now), query_key=normalize_query(text), profile=profile)
 
 
 def context_settings() -> ContextSettings:

@@ -127,14 +127,17 @@ def _journal(row: dict, shown: list[dict], serving: Serving) -> int | None:
 
 
 def search_and_log(
-    request: SearchRequest, visitor_id: str | None, source: str = "storefront"
+    request: SearchRequest, visitor_id: str | None, source: str = "storefront", no_feedback: bool = False
 ) -> tuple[SearchQuery, SearchResponse]:
-    """Answer a search and record it with one impression per shown product (webapp.services.search_log)."""
+    """Answer a search and record it with one impression per shown product (webapp.services.search_log).
+
+    `no_feedback`: the visitor is known to have recorded no event yet (webapp.visitors).
+    """
     searcher = get_searcher()
     serving = serving_for(visitor_id)
     started = time.perf_counter()
     context = (
-        search_context(visitor_id, request.text, searcher, serving.bundle or searcher.bundle)
+        search_context(visitor_id, request.text, searcher, serving.bundle or searcher.bundle, no_feedback)
         if current_app.config["CONTEXT_RANKING"]
         else None
     )

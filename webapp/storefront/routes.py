@@ -21,7 +21,7 @@ from webapp.services.search_params import parse_search_args
 from webapp.services.suggestions import popular_queries
 from webapp.storefront import bp
 from webapp.storefront.cart import add_to_cart, cart_items, clear_cart, feedback_ref
-from webapp.visitors import current_visitor_id
+from webapp.visitors import current_visitor_id, note_feedback, visitor_has_no_feedback
 
 
 @bp.before_request
@@ -59,7 +59,7 @@ def search():
             response=None,
             search_request=None,
         ), 400
-    query, response = search_and_log(search_request, current_visitor_id())
+    query, response = search_and_log(search_request, current_visitor_id(), no_feedback=visitor_has_no_feedback())
     suggestions = popular_queries() if not response.hits else []
     if not response.hits and not suggestions:
         suggestions = list(get_searcher().search(SearchRequest(page_size=1)).brand_counts)[:8]
@@ -102,7 +102,9 @@ def product(external_id: str):
 def _record_quietly(events: list[dict]) -> bool:
     """A stale or tampered link must not break the page; the event is simply not stored."""
     try:
-        record_events(events, current_visitor_id(), current_app.config["EVENTS_MAX_BATCH"])
+        visitor = current_visitor_id()
+        note_feedback()  # before storing: a refused event only costs later searches one read each
+        record_events(events, visitor, current_app.config["EVENTS_MAX_BATCH"])
         return True
     except InputError as exc:
         current_app.logger.info("feedback not recorded: %s %s", exc, exc.details)
