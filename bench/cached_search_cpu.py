@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,9 +39,10 @@ def cpu_ms(pids: list[int]) -> float:
     return ticks * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-def server_pids(port: str) -> list[int]:
-    found = subprocess.run(["pgrep", "-f", f"gunicorn.*:{port}"], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in found]
+def server_pids(master: int) -> list[int]:
+    """gunicorn's master and its workers (the master's children)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [master, *(int(pid) for pid in children)]
 
 
 def main() -> int:
@@ -65,11 +65,15 @@ def main() -> int:
         server = start_server("hybrid", env)
         server.wait_healthy()
         drive(server.base, "/api/search", [{"q": t} for t in texts], 2, 180)  # index, model, caches warm
-        pids = server_pids(server.base.rsplit(":", 1)[1])
+        pids = server_pids(server.process.pid)
         heads = head_queries(texts, 5)
         searches = [{"q": heads[i % len(heads)]} for i in range(args.requests)]
-        print(f"# hybrid v{version[0]}, 1 worker x 2 threads, concurrency 1; health then {args.requests} cached searches")
-        print(f"{'round':>5} {'health p50':>11} {'cpu/req':>8} {'cached p50':>11} {'p90':>6} {'cpu/req':>8} {'p50 x':>6}")
+        print(
+            f"# hybrid v{version[0]}, 1 worker x 2 threads, concurrency 1; health then {args.requests} cached searches"
+        )
+        print(
+            f"{'round':>5} {'health p50':>11} {'cpu/req':>8} {'cached p50':>11} {'p90':>6} {'cpu/req':>8} {'p50 x':>6}"
+        )
         ratios, cpus = [], []
         for index in range(args.rounds):
             before = cpu_ms(pids)
@@ -87,7 +91,9 @@ def main() -> int:
                 f" {cached.percentile(90):>6.2f} {search_cpu:>5.2f} ms {ratio:>6.2f}"
                 + ("" if not (health.errors or cached.errors) else f"  errors {health.errors + cached.errors}")
             )
-        print(f"median: cached search {statistics.median(cpus):.2f} ms CPU, p50 {statistics.median(ratios):.2f}x health")
+        print(
+            f"median: cached search {statistics.median(cpus):.2f} ms CPU, p50 {statistics.median(ratios):.2f}x health"
+        )
         return 0
     finally:
         if server is not None:

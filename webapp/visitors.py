@@ -30,10 +30,15 @@ def visitor_has_no_feedback() -> bool:
     return NO_FEEDBACK_YET in session
 
 
-def note_feedback() -> None:
-    """The visitor is recording events: from now on their searches read them."""
+def feedback_visitor_id() -> str:
+    """The visitor id to record events under; from now on their searches read them (NO_FEEDBACK_YET).
+
+    The mark goes before the events are stored: a refused batch only costs later searches one read each.
+    """
+    visitor = current_visitor_id()
     if NO_FEEDBACK_YET in session:
         session.pop(NO_FEEDBACK_YET)
+    return visitor
 
 
 # Visitor rows are never deleted (clearing history unlinks searches and events, not the visitor),

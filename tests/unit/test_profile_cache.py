@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import event
 
 # The same two-towel shop (Acme in Home, Zenith in Garden) and cookie reader as the history tests.
 from tests.unit.test_visitor_history import shop, vid  # noqa: F401
+from webapp.extensions import db
 from webapp.models import utcnow
 from webapp.services.context_ranking import visitor_profile
 from webapp.services.search_index import get_searcher
@@ -42,10 +44,6 @@ def test_a_cleared_history_is_never_served_from_the_cache(client):
 @pytest.fixture
 def event_reads(app):
     """The SELECTs on the events table this app runs, as they run."""
-    from sqlalchemy import event
-
-    from webapp.extensions import db
-
     seen: list[str] = []
 
     def look(_conn, _cursor, statement, *_args) -> None:

@@ -12,7 +12,7 @@ from webapp.security import public_rate_limit
 from webapp.services.events import record_events
 from webapp.services.search import search_and_log
 from webapp.services.search_params import parse_search_args
-from webapp.visitors import current_visitor_id, note_feedback, visitor_has_no_feedback
+from webapp.visitors import current_visitor_id, feedback_visitor_id, visitor_has_no_feedback
 
 
 @bp.get("/search")
@@ -61,9 +61,7 @@ def events():
         body = None
     if not isinstance(body, dict):
         raise InputError('body must be a JSON object like {"events": [...]}')
-    visitor = current_visitor_id()
-    note_feedback()  # before storing: a failed batch only costs later searches one read each
-    stored = record_events(body.get("events"), visitor, current_app.config["EVENTS_MAX_BATCH"])
+    stored = record_events(body.get("events"), feedback_visitor_id(), current_app.config["EVENTS_MAX_BATCH"])
     return jsonify({"stored": len(stored), "ids": [e.id for e in stored]}), 201
 
 

@@ -21,7 +21,7 @@ from webapp.services.search_params import parse_search_args
 from webapp.services.suggestions import popular_queries
 from webapp.storefront import bp
 from webapp.storefront.cart import add_to_cart, cart_items, clear_cart, feedback_ref
-from webapp.visitors import current_visitor_id, note_feedback, visitor_has_no_feedback
+from webapp.visitors import current_visitor_id, feedback_visitor_id, visitor_has_no_feedback
 
 
 @bp.before_request
@@ -102,9 +102,7 @@ def product(external_id: str):
 def _record_quietly(events: list[dict]) -> bool:
     """A stale or tampered link must not break the page; the event is simply not stored."""
     try:
-        visitor = current_visitor_id()
-        note_feedback()  # before storing: a refused event only costs later searches one read each
-        record_events(events, visitor, current_app.config["EVENTS_MAX_BATCH"])
+        record_events(events, feedback_visitor_id(), current_app.config["EVENTS_MAX_BATCH"])
         return True
     except InputError as exc:
         current_app.logger.info("feedback not recorded: %s %s", exc, exc.details)
