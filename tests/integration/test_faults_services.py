@@ -104,6 +104,8 @@ def test_a_web_worker_killed_mid_traffic_loses_no_answered_search(tmp_path, data
             outcomes = shoppers.stop() + browsers.stop()
             answered = {o.search_id for o in outcomes if o.kind == "search" and o.status == 200}
             clicks = sum(o.kind == "click" and o.status == 201 for o in outcomes)
+            # A click the dying worker committed but could not answer is stored without an acknowledgement.
+            unanswered = sum(o.kind == "click" and o.status == 0 for o in outcomes)
             assert len(answered) >= 20 and clicks >= 10
             # Requests the dying worker was serving may get no answer; nothing else may fail.
             assert all(o.status in (0, 200, 201) for o in outcomes), [o for o in outcomes if o.status >= 300][:5]
@@ -112,7 +114,8 @@ def test_a_web_worker_killed_mid_traffic_loses_no_answered_search(tmp_path, data
                 server.stop()  # the survivors store the rest at exit; the replacement stored the victim's
         stored = set(db.session.scalars(select(SearchQuery.id)))
         assert answered <= stored, sorted(answered - stored)[:10]
-        assert count(Event) == clicks  # every acknowledged click, each on a stored search
+        # Every acknowledged click, each on a stored search; beyond them only clicks left unanswered.
+        assert clicks <= count(Event) <= clicks + unanswered
         assert not list((tmp_path / "searchlog").glob("*.jsonl")), "a journal was left behind"
 
 
