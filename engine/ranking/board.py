@@ -29,11 +29,12 @@ class ProductActivity:
 
 
 QUIET = ProductActivity()
-_QUIET_ROW = (0.0,) * (3 * len(SIGNALS))  # a stamp of 0 decays to 0 at any real moment
+_WIDTH = 3 * len(SIGNALS)  # a flat row: SIGNALS x (short, long, stamp)
+_FIRST_ROWS = 1024
 
 
 def _flat(slots: Mapping[str, DecayedCount]) -> tuple[float, ...]:
-    """One product's counts as a row of SIGNALS x (short, long, stamp), kept for activity_array's gather."""
+    """One product's counts as a flat row of SIGNALS x (short, long, stamp), for activity_array."""
     row: list[float] = []
     for name in SIGNALS:
         count = slots.get(name)
@@ -46,11 +47,17 @@ class SignalBoard:
 
     def __init__(self, half_lives: HalfLives | None = None) -> None:
         self.half_lives = half_lives or HalfLives()
+        self._rates = -1.0 / np.array([self.half_lives.short, self.half_lives.long])  # log2 decay per second
         self._products: dict[int, dict[str, DecayedCount]] = {}
         self._queries: dict[str, dict[int, dict[str, DecayedCount]]] = {}
-        # The same counts flattened per product (`_flat`), rewritten on each change: stage 2 gathers
-        # a hundred of them per search, and walking the nested dicts was most of its time (profiled).
-        self._rows: dict[int, tuple[float, ...]] = {}
+        # The same counts flattened (`_flat`), rewritten on each change: stage 2 reads a hundred
+        # products per search, and walking the nested dicts, then building an array from a hundred
+        # tuples, was most of its time (profiled). Products: one row each of a matrix (row 0 stays
+        # zero: a stamp of 0 decays to 0 at any real moment), so a search takes its rows in one
+        # numpy gather. Per query: a dict, since few of a search's candidates were engaged after it.
+        self._matrix = np.zeros((_FIRST_ROWS, _WIDTH))
+        self._row_of: dict[int, int] = {}
+        self._free_rows: list[int] = []
         self._query_rows: dict[str, dict[int, tuple[float, ...]]] = {}
         self._lock = threading.Lock()
 
@@ -61,7 +68,7 @@ class SignalBoard:
         with self._lock:
             slots = self._products.setdefault(product_id, {})
             slots[signal] = slots.get(signal, DecayedCount()).add(weight, at, self.half_lives)
-            self._rows[product_id] = _flat(slots)
+            self._write_row(product_id, _flat(slots))
             if query:
                 per_query = self._queries.setdefault(query, {}).setdefault(product_id, {})
                 per_query[signal] = per_query.get(signal, DecayedCount()).add(weight, at, self.half_lives)
@@ -77,7 +84,22 @@ class SignalBoard:
             else:
                 slots = self._products.setdefault(product_id, {})
                 slots[signal] = count
-                self._rows[product_id] = _flat(slots)
+                self._write_row(product_id, _flat(slots))
+
+    def _write_row(self, product_id: int, row: tuple[float, ...]) -> None:
+        """Set a product's matrix row (the lock held). A reader never needs the lock: the matrix
+        only grows by replacement, after the copy, and a row's index is published after its values."""
+        index = self._row_of.get(product_id)
+        if index is None:
+            index = self._free_rows.pop() if self._free_rows else len(self._row_of) + 1
+            if index >= len(self._matrix):
+                grown = np.zeros((2 * len(self._matrix), _WIDTH))
+                grown[: len(self._matrix)] = self._matrix
+                self._matrix = grown
+            self._matrix[index] = row
+            self._row_of[product_id] = index
+        else:
+            self._matrix[index] = row
 
     def activity(self, product_id: int, now: float) -> ProductActivity:
         slots = self._products.get(product_id)
@@ -98,26 +120,37 @@ class SignalBoard:
     def activity_array(self, product_ids: Sequence[int], now: float, query: str = "") -> np.ndarray:
         """(n, len(SIGNALS), 2): each product's counts decayed to `now` (per query when given), 0 when quiet.
 
-        The vector form of activity()/query_activity() for stage 2's hundred candidates: one
-        gather of flattened rows, the decay in numpy (the per-product objects cost more than the math).
+        The vector form of activity()/query_activity() for stage 2's hundred candidates: the
+        decay in numpy over gathered rows (the per-product objects cost more than the math).
         """
-        rows = self._query_rows.get(query, {}) if query else self._rows
-        raw = np.array([rows.get(pid, _QUIET_ROW) for pid in product_ids], dtype=np.float64)
-        raw = raw.reshape(len(product_ids), len(SIGNALS), 3)
-        elapsed = np.maximum(now - raw[..., 2], 0.0)
-        return np.stack(
-            (
-                raw[..., 0] * 2.0 ** (-elapsed / self.half_lives.short),
-                raw[..., 1] * 2.0 ** (-elapsed / self.half_lives.long),
-            ),
-            axis=-1,
-        )
+        n = len(product_ids)
+        if not query:
+            row_of = self._row_of
+            indexes = [row_of.get(pid, 0) for pid in product_ids]  # before the matrix: see _write_row
+            return self._decayed(self._matrix[indexes], now).reshape(n, len(SIGNALS), 2)
+        out = np.zeros((n, len(SIGNALS), 2))
+        rows = self._query_rows.get(query)
+        if rows:
+            engaged = [(i, rows[pid]) for i, pid in enumerate(product_ids) if pid in rows]
+            if engaged:
+                at, raw = zip(*engaged, strict=True)
+                out[list(at)] = self._decayed(np.array(raw), now).reshape(len(at), len(SIGNALS), 2)
+        return out
+
+    def _decayed(self, raw: np.ndarray, now: float) -> np.ndarray:
+        """(m, SIGNALS x (short, long)) decayed to `now` from flat (m, SIGNALS x (short, long, stamp)) rows."""
+        raw = raw.reshape(len(raw), len(SIGNALS), 3)
+        elapsed = np.maximum(now - raw[..., 2:3], 0.0)  # (m, signals, 1)
+        return raw[..., :2] * np.exp2(elapsed * self._rates)
 
     def forget(self, product_id: int) -> None:
         """Drop a product's counts (it left the catalog)."""
         with self._lock:
             self._products.pop(product_id, None)
-            self._rows.pop(product_id, None)
+            index = self._row_of.pop(product_id, None)
+            if index is not None:
+                self._matrix[index] = 0.0
+                self._free_rows.append(index)
 
     def __len__(self) -> int:
         return len(self._products)

@@ -216,3 +216,13 @@ def test_the_vector_form_equals_the_per_candidate_arithmetic(seed):
         assert rows[row, :8].tolist() == pytest.approx(expected, rel=1e-5, abs=1e-6), pid
         assert explore[row] == pytest.approx(explored, rel=1e-5, abs=1e-6)
     assert (rows[:, 8:] == 0).all()  # no profile: no personal features
+
+
+def test_the_result_views_follow_the_matrix_rows():
+    board = SignalBoard()
+    board.add(3, "click", T0)
+    result = apply_context(HITS, cards(8), board, None, SETTINGS, SearchContext(now=T0, query_key="towel"), None)
+    assert result.head == [pid for pid, _ in HITS] and result.matrix.shape == (8, len(CONTEXT_FEATURES))
+    for pid, row_index in result.row_of.items():
+        assert result.features[pid].tolist() == result.matrix[row_index].tolist()
+        assert result.explore[pid] == float(result.explore_values[row_index])

@@ -145,3 +145,21 @@ def test_the_board_answers_for_any_clock_with_its_half_lives():
     board = SignalBoard(HalfLives(short=60.0, long=600.0))
     board.add(1, "click", T0)
     assert board.activity(1, T0 + 60).click == (pytest.approx(0.5), pytest.approx(2**-0.1))
+
+
+def test_the_array_form_holds_past_the_first_rows_and_reuses_forgotten_ones():
+    """The product matrix grows by copy and hands a forgotten product's row to the next new one."""
+    board, now = SignalBoard(), T0 + HOUR
+    ids = list(range(1, 3001))  # past the first block of rows, twice
+    for pid in ids:
+        board.put(pid, "click", DecayedCount(short=float(pid), long=float(pid), stamp=now))
+    clicks = board.activity_array(ids, now)[:, SIGNALS.index("click"), 0]
+    assert clicks.tolist() == [float(pid) for pid in ids]
+    board.forget(7)
+    board.put(99_999, "purchase", DecayedCount(1.0, 1.0, now))
+    assert board.activity_array([7], now).tolist() == [_as_array(QUIET)]
+    assert board.activity_array([99_999, 8], now).tolist() == [
+        _as_array(board.activity(99_999, now)),
+        _as_array(board.activity(8, now)),
+    ]
+    assert board._row_of[99_999] == 7  # noqa: SLF001 - the forgotten row, not a new one

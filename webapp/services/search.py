@@ -13,17 +13,16 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-import numpy as np
 from flask import current_app
 from sqlalchemy import insert
 
-from engine.ranking.context import CONTEXT_FEATURES
 from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
 from webapp.models import Impression, SearchQuery, epoch, utcnow
 from webapp.services.assignment import Serving, record_exposure, serving_for
 from webapp.services.context_ranking import search_context
 from webapp.services.impression_flush import count_impressions
+from webapp.services.logged_features import logged_features
 from webapp.services.search_ids import reserve
 from webapp.services.search_index import get_searcher
 from webapp.services.search_log import search_log_for
@@ -35,24 +34,6 @@ def _filters_json(request: SearchRequest) -> dict:
     return {
         k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(request.filters).items() if v not in (None, ())
     }
-
-
-def _logged_features(response: SearchResponse) -> list[dict | None]:
-    """Stage 2's features of each shown product as the shopper saw them (the context ranker's training data)."""
-    staged = response.context
-    shown = [h.card.id for h in response.hits]
-    if staged is None:
-        return [None] * len(shown)
-    known = [pid for pid in shown if pid in staged.features]
-    # One rounding over the page's matrix: per-value round() was a tenth of a search's time.
-    values = np.round(np.array([staged.features[pid] for pid in known], dtype=np.float64), 5).tolist() if known else []
-    logged = dict(zip(known, values, strict=True))
-    return [
-        {**dict(zip(CONTEXT_FEATURES, logged[pid], strict=True)), "explore": round(staged.explore.get(pid, 0.0), 5)}
-        if pid in logged
-        else None
-        for pid in shown
-    ]
 
 
 def _search_row(
@@ -144,6 +125,7 @@ def search_and_log(
     response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context)
     latency_ms = (time.perf_counter() - started) * 1000
     # Built before the first write: on SQLite the writer lock is held from it to the commit.
+    shown_ids = [h.card.id for h in response.hits]
     shown = [
         {
             "product_id": h.card.id,
@@ -152,7 +134,7 @@ def search_and_log(
             "model_version_id": response.model_version_id,
             "features": features,
         }
-        for h, features in zip(response.hits, _logged_features(response), strict=True)
+        for h, features in zip(response.hits, logged_features(response.context, shown_ids), strict=True)
     ]
     row = _search_row(request, visitor_id, source, response, latency_ms, serving.variant_id)
     search_id = _journal(row, shown, serving)

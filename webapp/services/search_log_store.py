@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from webapp.extensions import db, in_chunks
 from webapp.models import SearchQuery, Visitor
+from webapp.services.logged_features import features_json
 from webapp.services.search_journal import claim_orphans, split_lines
 
 REJECTED = "rejected.log"
@@ -43,10 +44,7 @@ def encode_record(search_id: int, search: dict, impressions: list[dict]) -> byte
     row = {**search, "created_at": search["created_at"].isoformat()}
     shown = [{k: v for k, v in imp.items() if k != "features"} for imp in impressions]
     head = json.dumps({"id": search_id, "search": row, "impressions": shown}, separators=(",", ":")).encode()
-    features = _EACH.join(
-        b"" if imp.get("features") is None else json.dumps(imp["features"], separators=(",", ":")).encode()
-        for imp in impressions
-    )
+    features = _EACH.join(b"" if imp.get("features") is None else features_json(imp["features"]) for imp in impressions)
     return head + _FEATURES + features + b"\n"
 
 
