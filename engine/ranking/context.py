@@ -113,6 +113,22 @@ _STAMPS = [0, 1, 3]
 _ENGAGEMENT = np.array([0.0, 1.0, 2.0, 3.0])
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """Stage 2's candidates and what the catalog knows of them: the part of its input that does not
+    change with time or the shopper, so a repeated search's can be reused (engine.ranking.stage)."""
+
+    ids: tuple[int, ...]
+    facts: tuple[ProductFacts, ...]
+    timeline: np.ndarray  # (n, 4): each one's ProductFacts.timeline
+
+    @classmethod
+    def of(cls, ids: Sequence[int], facts: Sequence[ProductFacts]) -> Candidates:
+        timeline = np.array([f.timeline for f in facts], dtype=np.float64).reshape(len(ids), 4)
+        timeline.flags.writeable = False  # shared by every search that reuses it
+        return cls(tuple(ids), tuple(facts), timeline)
+
+
 def context_matrix(
     ids: Sequence[int],
     query: str,
@@ -123,22 +139,35 @@ def context_matrix(
     profile: ShopperProfile | None = None,
     profile_sims: Mapping[int, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(features (n, len(CONTEXT_FEATURES)), exploration (n,)) for candidates in stage-1 order.
+    """(features (n, len(CONTEXT_FEATURES)), exploration (n,)) for candidates in stage-1 order."""
+    blank = ProductFacts()
+    candidates = Candidates.of(ids, [facts.get(pid, blank) for pid in ids])
+    return context_rows(candidates, query, board, now, settings, profile, profile_sims)
+
+
+def context_rows(
+    candidates: Candidates,
+    query: str,
+    board: SignalBoard,
+    now: float,
+    settings: ContextSettings,
+    profile: ShopperProfile | None = None,
+    profile_sims: Mapping[int, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """context_matrix over prepared candidates.
 
     Column by column in numpy: the same arithmetic as engagement(), decay.trend() and
     exploration() (tests hold the two forms equal), a fifth of the per-row loop's cost.
     """
+    ids, timeline = candidates.ids, candidates.timeline
     n = len(ids)
     lives: HalfLives = board.half_lives
-    blank = ProductFacts()
-    known = [facts.get(pid, blank) for pid in ids]
     activity = board.activity_array(ids, now)  # (n, signals, horizons)
     engaged = _ENGAGEMENT @ activity  # (n, horizons)
     short, long = engaged[:, 0], engaged[:, 1]
     impressions = activity[:, 0, 1]
     prior = LN2 / lives.long  # trend()'s prior: one event per long half-life
     trending = np.log((short * LN2 / lives.short + prior) / (long * LN2 / lives.long + prior))
-    timeline = np.array([f.timeline for f in known], dtype=np.float64).reshape(n, 4)
     # Seconds since creation, the last price cut and the last restock (a stamp in the future
     # counts as now; NaN, never, stays NaN through maximum and exp and reads as 0 below).
     ages = np.maximum(now - timeline[:, _STAMPS], 0.0)
@@ -157,7 +186,9 @@ def context_matrix(
     rows[:, 7] = since[:, 2]
     if profile is not None:
         sims = profile_sims or {}
-        rows[:, 8:12] = [_personal(fact, sims.get(pid, 0.0), profile) for pid, fact in zip(ids, known, strict=True)]
+        rows[:, 8:12] = [
+            _personal(fact, sims.get(pid, 0.0), profile) for pid, fact in zip(ids, candidates.facts, strict=True)
+        ]
     explore = np.zeros(n, dtype=np.float32)
     if settings.explore_days > 0:
         age_share = 1.0 - ages[:, 0] / (settings.explore_days * DAY)  # NaN for an unknown creation

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from engine.ranking.board import SignalBoard
-from engine.ranking.context import CONTEXT_FEATURES, ContextSettings, ProductFacts, context_matrix
+from engine.ranking.context import CONTEXT_FEATURES, Candidates, ContextSettings, ProductFacts, context_rows
 from engine.ranking.context_ranker import ContextRanker, rerank
 from engine.ranking.profile import ShopperProfile
 
@@ -64,6 +64,14 @@ class ContextResult:
         return dict(zip(self.head, self.explore_values.tolist(), strict=True))
 
 
+def stage_two_candidates(
+    hits: Sequence[tuple[int, float]], cards: Mapping[int, CardLike], pool: int = CONTEXT_POOL
+) -> Candidates:
+    """The head of a stage-1 list that stage 2 features (products with a card) and their facts."""
+    head = [pid for pid, _ in hits[:pool] if pid in cards]
+    return Candidates.of(head, [cards[pid].facts for pid in head])
+
+
 def apply_context(
     hits: list[tuple[int, float]],
     cards: Mapping[int, CardLike],
@@ -73,25 +81,23 @@ def apply_context(
     context: SearchContext,
     vectors: VectorLookup | None,
     pool: int = CONTEXT_POOL,
+    candidates: Candidates | None = None,
 ) -> ContextResult:
-    """Features for the head of `hits` (stage-1 order) and, with a ranker, the head re-ordered."""
-    head = [pid for pid, _ in hits[:pool] if pid in cards]
+    """Features for the head of `hits` (stage-1 order) and, with a ranker, the head re-ordered.
+
+    `candidates`: stage_two_candidates(hits, cards, pool), when the caller kept them from an
+    earlier search of the same stage-1 result (they change only with the catalog).
+    """
+    if candidates is None:
+        candidates = stage_two_candidates(hits, cards, pool)
+    head = list(candidates.ids)
     if not head:
         return ContextResult(hits)
     profile = context.profile
     sims: dict[int, float] = {}
     if profile is not None and profile.vector is not None and vectors is not None:
         sims = vectors.scores(profile.vector, head)
-    features, explore = context_matrix(
-        head,
-        context.query_key,
-        board,
-        {pid: cards[pid].facts for pid in head},
-        context.now,
-        settings,
-        profile,
-        sims,
-    )
+    features, explore = context_rows(candidates, context.query_key, board, context.now, settings, profile, sims)
     result = ContextResult(hits, head=head, matrix=features, explore_values=explore)
     if ranker is None:
         return result

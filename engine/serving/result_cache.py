@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class StageOne:
     fuzzy: bool
     brand_counts: dict[str, int]
     ranker: str
+    # What later stages derive from these hits alone (stage 2's candidates and their catalog
+    # facts), made by the first search that needs it: it changes only with the catalog, and a
+    # catalog change empties the cache. Keyed by what derived it.
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 class StageOneCache:

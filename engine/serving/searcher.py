@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.ranking.board import SignalBoard
-from engine.ranking.context import ContextSettings
+from engine.ranking.context import Candidates, ContextSettings
 from engine.ranking.context_ranker import ContextRanker
-from engine.ranking.stage import ContextResult, SearchContext, apply_context
+from engine.ranking.stage import ContextResult, SearchContext, apply_context, stage_two_candidates
 from engine.serving.bundle import ServingBundle
 from engine.serving.cards import ProductCard, card_text, embed_cards, passes
 from engine.serving.heads import candidate_head_scores
@@ -254,7 +254,10 @@ class Searcher:
         hits, ranker = list(first.hits), first.ranker
         staged = None
         if context is not None and request.sort == "relevance" and request.text.strip():
-            staged = self.contextualize(hits, context, bundle)
+            candidates = first.derived.get("stage_two")
+            if candidates is None:
+                candidates = first.derived["stage_two"] = stage_two_candidates(hits, self.cards)
+            staged = self.contextualize(hits, context, bundle, candidates)
             hits = staged.hits
         ordered = self._sorted(hits, request.sort, ranker)
         start = (request.page - 1) * request.page_size
@@ -288,8 +291,21 @@ class Searcher:
         return found
 
     def contextualize(
-        self, hits: list[tuple[int, float]], context: SearchContext, bundle: ServingBundle | None = None
+        self,
+        hits: list[tuple[int, float]],
+        context: SearchContext,
+        bundle: ServingBundle | None = None,
+        candidates: Candidates | None = None,
     ) -> ContextResult:
         """Stage 2 over stage-1 hits: context features for the head, re-ordered once a ranker is fitted."""
         vectors = bundle.vectors if bundle is not None else None
-        return apply_context(hits, self.cards, self.board, self.context_ranker, self.context_settings, context, vectors)
+        return apply_context(
+            hits,
+            self.cards,
+            self.board,
+            self.context_ranker,
+            self.context_settings,
+            context,
+            vectors,
+            candidates=candidates,
+        )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
+from engine.ranking.context import CONTEXT_FEATURES
+from engine.ranking.stage import SearchContext
 from engine.serving.bundle import load_bundle
 from engine.serving.lexical import Filters
 from engine.serving.result_cache import StageOne, StageOneCache
@@ -131,3 +134,23 @@ def test_swapping_the_bundle_forgets_the_old_versions_results(searcher, built):
     assert searcher.search(request).model_version_id == 5
     searcher.attach(None)
     assert searcher.search(request).ranker == "lexical"
+
+
+def test_stage_two_reuses_a_cached_results_candidates_until_the_catalog_changes(searcher):
+    """A repeated search keeps stage 2's candidates with its cached result; a price cut shows at once."""
+    request, now = SearchRequest(text="water bottle"), 1_700_000_000.0
+    context = SearchContext(now=now, query_key="water bottle")
+    first = searcher.search(request, context=context)
+    cached = searcher.search(request, context=context)
+    assert cached.context.head == first.context.head and 1 in first.context.head
+    (entry,) = [v for v in searcher.result_cache._entries.values()]  # noqa: SLF001
+    kept = entry.derived["stage_two"]
+    assert kept.ids == tuple(first.context.head)
+    assert searcher.search(request, context=context).context.matrix.tolist() == cached.context.matrix.tolist()
+    assert entry.derived["stage_two"] is kept  # reused, not rebuilt
+
+    cut = replace(CARDS[0], price=20.0, price_drop=0.2, price_dropped_at=now - 60)
+    searcher.apply_changes([cut], [])
+    after = searcher.search(request, context=context).context
+    assert after.features[1][CONTEXT_FEATURES.index("price_drop")] == pytest.approx(0.2, rel=1e-3)
+    assert first.context.features[1][CONTEXT_FEATURES.index("price_drop")] == 0.0
