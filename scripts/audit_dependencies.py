@@ -121,18 +121,32 @@ def audit_one(name: str, version: str, python: str) -> Finding:
     return judge(name, version, release, project, python)
 
 
-def installed() -> list[tuple[str, str]]:
-    """(name, version) of every distribution in this environment, once each, pip and setuptools included."""
+def from_pypi(dist: metadata.Distribution) -> bool:
+    """False for a distribution installed from a source directory (editable or not) or a VCS (PEP 610):
+    PyPI's entry of the same name may be another project's. A wheel or sdist file counts as its release."""
+    direct = dist.read_text("direct_url.json")
+    return direct is None or "archive_info" in json.loads(direct)
+
+
+def installed() -> tuple[list[tuple[str, str]], list[str]]:
+    """(name, version) of every distribution from PyPI in this environment, once each; and the local ones' names."""
     seen: dict[str, tuple[str, str]] = {}
+    local: list[str] = []
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
-        if name:
+        if not name:
+            continue
+        if from_pypi(dist):
             seen.setdefault(canonicalize_name(name), (name, dist.version))
-    return sorted(seen.values(), key=lambda nv: nv[0].lower())
+        else:
+            local.append(name)
+    return sorted(seen.values(), key=lambda nv: nv[0].lower()), sorted(local)
 
 
 def report(findings: list[Finding], ignored: set[str]) -> int:
-    vulnerable = [(f, v) for f in findings for v in f.vulnerabilities if v["id"] not in ignored]
+    known = [(f, v) for f in findings for v in f.vulnerabilities]
+    # An accepted vulnerability may be named by its id or any alias (a CVE for a PYSEC entry).
+    vulnerable = [(f, v) for f, v in known if not ignored & {v["id"], *v["aliases"]}]
     unaudited = [f for f in findings if not f.audited]
     for finding, vuln in vulnerable:
         fixed = ", ".join(vuln["fixed_in"]) or "no fix released"
@@ -152,7 +166,7 @@ def report(findings: list[Finding], ignored: set[str]) -> int:
     print(
         f"{len(findings)} packages: {by_release + by_newest} audited ({by_release} by release, {by_newest} at"
         f" their newest release), {len(unaudited)} not audited; {len(vulnerable)} known vulnerabilities"
-        + (f" ({len(ignored)} ids ignored)" if ignored else "")
+        + (f" ({len(known) - len(vulnerable)} more ignored)" if len(known) > len(vulnerable) else "")
     )
     if vulnerable:
         return 1
@@ -165,7 +179,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=8, help="parallel requests to PyPI")
     args = parser.parse_args()
     python = ".".join(map(str, sys.version_info[:3]))
-    packages = installed()
+    packages, local = installed()
+    if local:
+        print(f"skipped, installed from a source directory or a repository: {', '.join(local)}")
     with ThreadPoolExecutor(args.workers) as pool:
         jobs = pool.map(lambda nv: audit_one(*nv, python), packages)
         findings = list(tqdm(jobs, total=len(packages), desc="auditing", unit="pkg", file=sys.stderr))

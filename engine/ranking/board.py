@@ -47,7 +47,7 @@ class SignalBoard:
 
     def __init__(self, half_lives: HalfLives | None = None) -> None:
         self.half_lives = half_lives or HalfLives()
-        self._rates = -1.0 / np.array([self.half_lives.short, self.half_lives.long])  # log2 decay per second
+        self._negative_half_lives = -np.array([self.half_lives.short, self.half_lives.long])
         self._products: dict[int, dict[str, DecayedCount]] = {}
         self._queries: dict[str, dict[int, dict[str, DecayedCount]]] = {}
         # The same counts flattened (`_flat`), rewritten on each change: stage 2 reads a hundred
@@ -57,7 +57,7 @@ class SignalBoard:
         # numpy gather. Per query: a dict, since few of a search's candidates were engaged after it.
         self._matrix = np.zeros((_FIRST_ROWS, _WIDTH))
         self._row_of: dict[int, int] = {}
-        self._free_rows: list[int] = []
+        self._rows_used = 1  # row 0 is the quiet row
         self._query_rows: dict[str, dict[int, tuple[float, ...]]] = {}
         self._lock = threading.Lock()
 
@@ -87,11 +87,18 @@ class SignalBoard:
                 self._write_row(product_id, _flat(slots))
 
     def _write_row(self, product_id: int, row: tuple[float, ...]) -> None:
-        """Set a product's matrix row (the lock held). A reader never needs the lock: the matrix
-        only grows by replacement, after the copy, and a row's index is published after its values."""
+        """Set a product's matrix row (the lock held).
+
+        A reader never takes the lock: the matrix only grows by replacement, after the copy, and a
+        row's index is published after its values, so a gather never indexes past the matrix it
+        reads. What a reader may see is a row being rewritten half old, half new: that one search's
+        features then mix the moments before and after the write, and the next search reads the
+        row whole. A forgotten product's row is zeroed and never handed to another product (a
+        search in flight may still hold its index; the catalog loses few products).
+        """
         index = self._row_of.get(product_id)
         if index is None:
-            index = self._free_rows.pop() if self._free_rows else len(self._row_of) + 1
+            index, self._rows_used = self._rows_used, self._rows_used + 1
             if index >= len(self._matrix):
                 grown = np.zeros((2 * len(self._matrix), _WIDTH))
                 grown[: len(self._matrix)] = self._matrix
@@ -141,7 +148,8 @@ class SignalBoard:
         """(m, SIGNALS x (short, long)) decayed to `now` from flat (m, SIGNALS x (short, long, stamp)) rows."""
         raw = raw.reshape(len(raw), len(SIGNALS), 3)
         elapsed = np.maximum(now - raw[..., 2:3], 0.0)  # (m, signals, 1)
-        return raw[..., :2] * np.exp2(elapsed * self._rates)
+        # The same expression as decay.decay(), so both forms give the same bits.
+        return raw[..., :2] * 2.0 ** (elapsed / self._negative_half_lives)
 
     def forget(self, product_id: int) -> None:
         """Drop a product's counts (it left the catalog)."""
@@ -150,7 +158,6 @@ class SignalBoard:
             index = self._row_of.pop(product_id, None)
             if index is not None:
                 self._matrix[index] = 0.0
-                self._free_rows.append(index)
 
     def __len__(self) -> int:
         return len(self._products)

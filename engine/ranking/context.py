@@ -113,7 +113,7 @@ _STAMPS = [0, 1, 3]
 _ENGAGEMENT = np.array([0.0, 1.0, 2.0, 3.0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds an array
 class Candidates:
     """Stage 2's candidates and what the catalog knows of them: the part of its input that does not
     change with time or the shopper, so a repeated search's can be reused (engine.ranking.stage)."""
@@ -139,7 +139,11 @@ def context_matrix(
     profile: ShopperProfile | None = None,
     profile_sims: Mapping[int, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(features (n, len(CONTEXT_FEATURES)), exploration (n,)) for candidates in stage-1 order."""
+    """(features (n, len(CONTEXT_FEATURES)), exploration (n,)) for candidates in stage-1 order.
+
+    The form for callers holding facts by id (the tests, a bench); a search prepares its
+    Candidates once (engine.ranking.stage.stage_two_candidates) and calls context_rows.
+    """
     blank = ProductFacts()
     candidates = Candidates.of(ids, [facts.get(pid, blank) for pid in ids])
     return context_rows(candidates, query, board, now, settings, profile, profile_sims)

@@ -85,8 +85,10 @@ def apply_context(
 ) -> ContextResult:
     """Features for the head of `hits` (stage-1 order) and, with a ranker, the head re-ordered.
 
-    `candidates`: stage_two_candidates(hits, cards, pool), when the caller kept them from an
-    earlier search of the same stage-1 result (they change only with the catalog).
+    `candidates`: stage_two_candidates(hits, cards, pool) for these very hits and pool, when the
+    caller kept them from an earlier search of the same stage-1 result (they change only with the
+    catalog); the tail past `pool` is taken from `hits`, so other hits or another pool would drop
+    or repeat results.
     """
     if candidates is None:
         candidates = stage_two_candidates(hits, cards, pool)

@@ -30,7 +30,7 @@ class StageOne:
     # What later stages derive from these hits alone (stage 2's candidates and their catalog
     # facts), made by the first search that needs it: it changes only with the catalog, and a
     # catalog change empties the cache. Keyed by what derived it.
-    derived: dict = field(default_factory=dict, compare=False, repr=False)
+    derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 class StageOneCache:

@@ -37,6 +37,7 @@ SORTS = ("relevance", "price_asc", "price_desc", "rating")
 # When sorting by price or rating, weak matches would flood the top; keep the clearly relevant.
 SORT_RELEVANCE_FLOOR = 0.3
 SORT_POOL = 100
+STAGE_TWO_CANDIDATES = "stage_two"  # StageOne.derived: the result's stage-2 Candidates
 
 
 @dataclass(frozen=True)
@@ -254,9 +255,9 @@ class Searcher:
         hits, ranker = list(first.hits), first.ranker
         staged = None
         if context is not None and request.sort == "relevance" and request.text.strip():
-            candidates = first.derived.get("stage_two")
-            if candidates is None:
-                candidates = first.derived["stage_two"] = stage_two_candidates(hits, self.cards)
+            candidates = first.derived.get(STAGE_TWO_CANDIDATES)
+            if not isinstance(candidates, Candidates):
+                candidates = first.derived[STAGE_TWO_CANDIDATES] = stage_two_candidates(hits, self.cards)
             staged = self.contextualize(hits, context, bundle, candidates)
             hits = staged.hits
         ordered = self._sorted(hits, request.sort, ranker)

@@ -57,6 +57,7 @@ def test_an_older_release_is_not_audited_and_says_what_could_be_installed():
         ([audit.Finding("a", "1", "newest"), audit.Finding("b", "1", "", newest="2")], set(), 2),
         ([audit.Finding("a", "1", "release", [{"id": "X", "fixed_in": [], "aliases": []}])], set(), 1),
         ([audit.Finding("a", "1", "release", [{"id": "X", "fixed_in": [], "aliases": []}])], {"X"}, 0),
+        ([audit.Finding("a", "1", "release", [{"id": "X", "fixed_in": [], "aliases": ["CVE-1"]}])], {"CVE-1"}, 0),
     ],
 )
 def test_the_exit_status_puts_vulnerabilities_before_gaps(findings, ignored, status, capsys):
@@ -65,3 +66,18 @@ def test_the_exit_status_puts_vulnerabilities_before_gaps(findings, ignored, sta
     assert f"{len(findings)} packages:" in out
     if status == 2:
         assert "NOT AUDITED b 1: newest release 2" in out
+
+
+class _Dist:
+    def __init__(self, direct_url: str | None) -> None:
+        self.direct_url = direct_url
+
+    def read_text(self, name: str) -> str | None:
+        return self.direct_url if name == "direct_url.json" else None
+
+
+def test_a_package_from_a_source_directory_or_a_repository_is_not_looked_up_on_pypi():
+    assert audit.from_pypi(_Dist(None))  # installed from an index
+    assert audit.from_pypi(_Dist('{"url": "file:///opt/wheels/torch.whl", "archive_info": {}}'))  # a release file
+    assert not audit.from_pypi(_Dist('{"url": "file:///work/main", "dir_info": {"editable": true}}'))
+    assert not audit.from_pypi(_Dist('{"url": "https://github.com/o/r", "vcs_info": {"vcs": "git"}}'))

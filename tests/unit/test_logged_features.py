@@ -42,7 +42,19 @@ def test_each_shown_product_logs_its_rounded_row_or_none():
     assert logged_features(result, [99]) == [None]
 
 
-def test_a_non_finite_feature_is_logged_as_zero_not_as_invalid_json():
+def test_logged_features_are_read_only_and_never_write_invalid_json():
+    row = LoggedFeatures([0.5] * len(LOGGED))
+    with pytest.raises(TypeError):
+        row["explore"] = 1.0  # the journal text would no longer say what the dict does
+    with pytest.raises(TypeError):
+        row.update(explore=1.0)
+    assert row["explore"] == 0.5
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(ValueError):
+            LoggedFeatures([bad] + [0.5] * (len(LOGGED) - 1)).json_bytes()
+
+
+def test_a_non_finite_feature_is_logged_as_zero_not_as_invalid_json(caplog):
     matrix = np.full((1, len(CONTEXT_FEATURES)), 0.25, dtype=np.float32)
     matrix[0, 3] = np.nan
     matrix[0, 4] = np.inf
@@ -50,3 +62,4 @@ def test_a_non_finite_feature_is_logged_as_zero_not_as_invalid_json():
     text = row.json_bytes()
     assert json.loads(text)[CONTEXT_FEATURES[3]] == 0.0 and json.loads(text)[CONTEXT_FEATURES[4]] == 0.0
     assert b"NaN" not in text and b"nan" not in text and b"inf" not in text
+    assert "non-finite features for products [1]" in caplog.text  # a bug upstream is not silent

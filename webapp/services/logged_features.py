@@ -10,6 +10,7 @@ repr is the text json.dumps writes for it.
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 
@@ -19,9 +20,11 @@ from engine.ranking.stage import ContextResult
 LOGGED = (*CONTEXT_FEATURES, "explore")
 _TEMPLATE = "{" + ",".join(f'"{name}":%r' for name in LOGGED) + "}"
 
+log = logging.getLogger(__name__)
+
 
 class LoggedFeatures(dict):
-    """One impression's features (a dict, as stored) that also knows its journal text."""
+    """One impression's features (a dict, as stored) that also knows its journal text; read-only."""
 
     __slots__ = ("_values",)
 
@@ -29,9 +32,17 @@ class LoggedFeatures(dict):
         super().__init__(zip(LOGGED, values, strict=True))
         self._values = tuple(values)
 
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("logged features are read-only: their journal text is made from the values given")
+
+    __setitem__ = __delitem__ = __ior__ = update = setdefault = pop = popitem = clear = _read_only
+
     def json_bytes(self) -> bytes:
         """The compact JSON of this dict, as json.dumps(self, separators=(",", ":")) writes it."""
-        return (_TEMPLATE % self._values).encode()
+        text = _TEMPLATE % self._values
+        if ":nan" in text or ":inf" in text or ":-inf" in text:  # a float's repr, not JSON: refuse it
+            raise ValueError("logged features must be finite numbers")
+        return text.encode()
 
 
 def features_json(features: dict) -> bytes:
@@ -39,6 +50,11 @@ def features_json(features: dict) -> bytes:
     if isinstance(features, LoggedFeatures):
         return features.json_bytes()
     return json.dumps(features, separators=(",", ":")).encode()
+
+
+def _non_finite(table: np.ndarray, shown: list[int], at: list[int | None]) -> list[int]:
+    featured = [pid for pid, i in zip(shown, at, strict=True) if i is not None]
+    return [pid for pid, ok in zip(featured, np.isfinite(table).all(axis=1), strict=True) if not ok]
 
 
 def logged_features(staged: ContextResult | None, shown: list[int]) -> list[LoggedFeatures | None]:
@@ -52,7 +68,8 @@ def logged_features(staged: ContextResult | None, shown: list[int]) -> list[Logg
         return [None] * len(shown)
     # One rounding over the page's matrix (per-value round() was a tenth of a search's time).
     table = np.column_stack((staged.matrix[known].astype(np.float64), staged.explore_values[known]))
-    if not np.isfinite(table).all():  # never expected; JSON has no NaN, and PostgreSQL refuses it
+    if not np.isfinite(table).all():  # a bug upstream: JSON has no NaN, and PostgreSQL refuses it
+        log.warning("stage 2 gave non-finite features for products %s; logged as 0", _non_finite(table, shown, at))
         table = np.nan_to_num(table, nan=0.0, posinf=0.0, neginf=0.0)
     rows = iter(np.round(table, 5).tolist())
     return [None if i is None else LoggedFeatures(next(rows)) for i in at]
