@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+
+from engine.ranking.context import Candidates
+from engine.ranking.stage import CONTEXT_POOL, CardLike, stage_two_candidates
 
 
 @dataclass(frozen=True)
@@ -27,10 +30,16 @@ class StageOne:
     fuzzy: bool
     brand_counts: dict[str, int]
     ranker: str
-    # What later stages derive from these hits alone (stage 2's candidates and their catalog
-    # facts), made by the first search that needs it: it changes only with the catalog, and a
-    # catalog change empties the cache. Keyed by what derived it.
-    derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    # Stage 2's candidates and their catalog facts per pool size, made by the first search that
+    # needs them: they change only with the catalog, and a catalog change empties the cache.
+    _stage_two: dict[int, Candidates] = field(default_factory=dict, compare=False, repr=False)
+
+    def stage_two(self, cards: Mapping[int, CardLike], pool: int = CONTEXT_POOL) -> Candidates:
+        """stage_two_candidates for these hits, kept with them for the searches that repeat them."""
+        found = self._stage_two.get(pool)
+        if found is None:
+            found = self._stage_two[pool] = stage_two_candidates(self.hits, cards, pool)
+        return found
 
 
 class StageOneCache:

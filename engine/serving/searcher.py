@@ -13,7 +13,7 @@ import numpy as np
 from engine.ranking.board import SignalBoard
 from engine.ranking.context import Candidates, ContextSettings
 from engine.ranking.context_ranker import ContextRanker
-from engine.ranking.stage import ContextResult, SearchContext, apply_context, stage_two_candidates
+from engine.ranking.stage import ContextResult, SearchContext, apply_context
 from engine.serving.bundle import ServingBundle
 from engine.serving.cards import ProductCard, card_text, embed_cards, passes
 from engine.serving.heads import candidate_head_scores
@@ -37,7 +37,6 @@ SORTS = ("relevance", "price_asc", "price_desc", "rating")
 # When sorting by price or rating, weak matches would flood the top; keep the clearly relevant.
 SORT_RELEVANCE_FLOOR = 0.3
 SORT_POOL = 100
-STAGE_TWO_CANDIDATES = "stage_two"  # StageOne.derived: the result's stage-2 Candidates
 
 
 @dataclass(frozen=True)
@@ -255,10 +254,7 @@ class Searcher:
         hits, ranker = list(first.hits), first.ranker
         staged = None
         if context is not None and request.sort == "relevance" and request.text.strip():
-            candidates = first.derived.get(STAGE_TWO_CANDIDATES)
-            if not isinstance(candidates, Candidates):
-                candidates = first.derived[STAGE_TWO_CANDIDATES] = stage_two_candidates(hits, self.cards)
-            staged = self.contextualize(hits, context, bundle, candidates)
+            staged = self.contextualize(hits, context, bundle, first.stage_two(self.cards))
             hits = staged.hits
         ordered = self._sorted(hits, request.sort, ranker)
         start = (request.page - 1) * request.page_size
@@ -300,13 +296,5 @@ class Searcher:
     ) -> ContextResult:
         """Stage 2 over stage-1 hits: context features for the head, re-ordered once a ranker is fitted."""
         vectors = bundle.vectors if bundle is not None else None
-        return apply_context(
-            hits,
-            self.cards,
-            self.board,
-            self.context_ranker,
-            self.context_settings,
-            context,
-            vectors,
-            candidates=candidates,
-        )
+        ranker, settings = self.context_ranker, self.context_settings
+        return apply_context(hits, self.cards, self.board, ranker, settings, context, vectors, candidates=candidates)

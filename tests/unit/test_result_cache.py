@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 
 from engine.ranking.context import CONTEXT_FEATURES
-from engine.ranking.stage import SearchContext
+from engine.ranking.stage import CONTEXT_POOL, SearchContext
 from engine.serving.bundle import load_bundle
 from engine.serving.lexical import Filters
 from engine.serving.result_cache import StageOne, StageOneCache
-from engine.serving.searcher import STAGE_TWO_CANDIDATES, Searcher, SearchRequest
+from engine.serving.searcher import Searcher, SearchRequest
 from tests.unit.serving_fixtures import build_version_dir, card
 
 CARDS = [
@@ -144,10 +144,10 @@ def test_stage_two_reuses_a_cached_results_candidates_until_the_catalog_changes(
     cached = searcher.search(request, context=context)
     assert cached.context.head == first.context.head and 1 in first.context.head
     (entry,) = [v for v in searcher.result_cache._entries.values()]  # noqa: SLF001
-    kept = entry.derived[STAGE_TWO_CANDIDATES]
+    kept = entry._stage_two[CONTEXT_POOL]  # noqa: SLF001 - made by the searches above, not by this look
     assert kept.ids == tuple(first.context.head)
     assert searcher.search(request, context=context).context.matrix.tolist() == cached.context.matrix.tolist()
-    assert entry.derived[STAGE_TWO_CANDIDATES] is kept  # reused, not rebuilt
+    assert entry._stage_two[CONTEXT_POOL] is kept  # noqa: SLF001 - reused, not rebuilt
 
     cut = replace(CARDS[0], price=20.0, price_drop=0.2, price_dropped_at=now - 60)
     searcher.apply_changes([cut], [])
