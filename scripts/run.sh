@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bring the whole system up on the embedded default: SQLite database, Celery over kombu's
-# SQLAlchemy transport on SQLite (no service to install), one worker, gunicorn in front.
+# SQLAlchemy transport on SQLite (no service to install), one worker, Celery beat (the
+# schedules in webapp/services/schedule_runs.py), gunicorn in front.
 # Set DATABASE_URL / CELERY_BROKER_URL to use PostgreSQL / Redis instead.
 # Stops everything it started on Ctrl-C, SIGTERM, or when either process dies.
 set -euo pipefail
@@ -40,6 +41,11 @@ trap 'exit 130' INT TERM
 "$BIN/celery" -A worker.celery_app worker -Q inference,training --concurrency 1 --loglevel INFO \
   >"$KAIROS_INSTANCE_DIR/worker.log" 2>&1 &
 pids+=($!)
+# One beat for the schedules (fine-tune check, stage-2 refit, experiment snapshots); its state
+# file keeps each entry's last run across restarts.
+"$BIN/celery" -A worker.celery_app beat --loglevel INFO --schedule "$KAIROS_INSTANCE_DIR/celerybeat-schedule" \
+  >"$KAIROS_INSTANCE_DIR/beat.log" 2>&1 &
+pids+=($!)
 "$BIN/gunicorn" --config gunicorn.conf.py --bind "$HOST:$PORT" "webapp:create_app()" &
 pids+=($!)
 
@@ -61,10 +67,10 @@ then
   exit 1
 fi
 echo
-echo "Kairos storefront: $url   (worker log: $KAIROS_INSTANCE_DIR/worker.log)"
+echo "Kairos storefront: $url   (logs: $KAIROS_INSTANCE_DIR/worker.log, beat.log)"
 echo "Press Ctrl-C to stop."
 
-# Either process ending brings the other down too: half a system is worse than none.
+# Any process ending brings the others down too: half a system is worse than none.
 set +e
 wait -n "${pids[@]}"
 status=$?

@@ -15,7 +15,7 @@ def create_app(config: dict | None = None) -> Flask:
     # of its JSON encoding (bench/README.md, session 5); JSON readers never depend on the order.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from webapp import auth, cli, errors, models, security, visitors  # noqa: F401  (models register their tables)
+    from webapp import auth, cli, errors, filters, models, security, visitors  # noqa: F401  (models register their tables)
     from webapp.admin import bp as admin_bp
     from webapp.api import bp as api_bp
     from webapp.celery_wiring import celery_init_app
@@ -37,5 +37,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     visitors.init_app(app)
     errors.init_app(app)
+    filters.init_app(app)
     cli.init_app(app)
     return app

@@ -8,7 +8,7 @@ start removes the partial version directories that killed builds left behind.
 from __future__ import annotations
 
 from billiard.exceptions import WorkerLostError
-from celery.signals import task_failure, worker_process_init, worker_ready
+from celery.signals import beat_embedded_init, beat_init, task_failure, worker_process_init, worker_ready
 
 from webapp import create_app
 from worker.schedule import beat_schedule
@@ -47,3 +47,13 @@ def _dispose_engine_after_fork(**_: object) -> None:
 
     with flask_app.app_context():
         db.engine.dispose(close=False)
+
+
+@beat_init.connect
+@beat_embedded_init.connect
+def _record_beat_start(**_: object) -> None:
+    """The admin overview tells "beat runs, next check at ..." from "beat never started"."""
+    from webapp.services.schedule_runs import BEAT_ROW, record_run
+
+    with flask_app.app_context():
+        record_run(BEAT_ROW, "started")

@@ -9,6 +9,7 @@ guarantees that two runs (scheduled, admin, CLI) never overlap, even if both got
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import redis
@@ -20,6 +21,7 @@ from webapp.models import Job, utcnow
 from webapp.services.feedback_export import events_since, last_successful_run
 from webapp.services.jobs import start_job
 from webapp.services.model_versions import active_version
+from webapp.services.schedule_runs import SCHEDULES, interval_seconds, outcome_line, record_run
 
 LOCK_KEY = "kairos:lock:fine_tune"
 ADVISORY_KEY = 0x4B41_4952  # "KAIR": serialises the job-table check on PostgreSQL
@@ -27,26 +29,28 @@ STALE_AFTER = timedelta(hours=5)  # longer than the task's time limit: a queued/
 
 
 def beat_schedule(config: dict) -> dict:
-    """The beat entries for celery.conf.beat_schedule."""
-    return {
-        "kairos-scheduled-fine-tune": {
-            "task": "training.schedule_fine_tune",
-            "schedule": float(config["FINE_TUNE_INTERVAL_SECONDS"]),
-            "options": {"queue": "training", "expires": float(config["FINE_TUNE_INTERVAL_SECONDS"])},
-        },
-        # A/B charts over time: the running experiment's metrics, hourly unless configured.
-        "kairos-experiment-snapshots": {
-            "task": "experiments.snapshot_running",
-            "schedule": float(config.get("EXPERIMENT_SNAPSHOT_SECONDS", 3600)),
-            "options": {"expires": float(config.get("EXPERIMENT_SNAPSHOT_SECONDS", 3600))},
-        },
-        # Stage 2 relearns how much each context signal counts (worker/tasks/ranking.py; training queue).
-        "kairos-context-fit": {
-            "task": "ranking.fit_context",
-            "schedule": float(config["CONTEXT_FIT_INTERVAL_SECONDS"]),
-            "options": {"expires": float(config["CONTEXT_FIT_INTERVAL_SECONDS"])},
-        },
-    }
+    """The beat entries for celery.conf.beat_schedule (webapp.services.schedule_runs.SCHEDULES)."""
+    entries = {}
+    for s in SCHEDULES:
+        seconds = interval_seconds(s, config)
+        # A check left queued past its interval is superseded by the next one.
+        options: dict = {"expires": seconds}
+        if s.task.startswith("training."):
+            options["queue"] = "training"
+        entries[s.name] = {"task": s.task, "schedule": seconds, "options": options}
+    return entries
+
+
+def run_scheduled(name: str, body: Callable[[], dict]) -> dict:
+    """Run a beat task's body and record its run (outcome or error) for the admin overview."""
+    try:
+        result = body()
+    except Exception as exc:
+        db.session.rollback()
+        record_run(name, f"failed: {type(exc).__name__}: {exc}")
+        raise
+    record_run(name, outcome_line(result))
+    return result
 
 
 def maybe_start_fine_tune() -> dict:

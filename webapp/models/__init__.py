@@ -13,6 +13,7 @@ from webapp.models.experiments import (
     ExperimentVariant,
 )
 from webapp.models.ml import JOB_STATUSES, MODEL_STATUSES, Job, ModelVersion
+from webapp.models.schedule import ScheduleRun
 from webapp.models.signals import CONTEXT_RANKER_STATUSES, ContextRankerFit, ProductSignal, QuerySignal
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Job",
     "ModelVersion",
     "Product",
+    "ScheduleRun",
     "SearchQuery",
     "Visitor",
     "epoch",

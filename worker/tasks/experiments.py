@@ -17,5 +17,6 @@ from sqlalchemy.exc import OperationalError
 def snapshot_running() -> dict:
     """Store a metrics snapshot of every running experiment; returns the snapshot ids."""
     from webapp.services.experiment_snapshots import snapshot_running as take
+    from worker.schedule import run_scheduled
 
-    return {"snapshots": take()}
+    return run_scheduled("kairos-experiment-snapshots", lambda: {"snapshots": take()})

@@ -16,6 +16,7 @@ from webapp.extensions import db
 from webapp.models import ContextRankerFit
 from webapp.services.context_fit import fit_context_ranker_from_logs, fit_summary, stored_search_count
 from webapp.services.jobs import run_job
+from worker.schedule import run_scheduled
 
 SOFT_LIMIT = 15 * 60  # 50,000 pages read and fitted take a few minutes on one core
 
@@ -51,5 +52,5 @@ def scheduled_context_fit() -> dict:
 def fit_context(job_id: int | None = None) -> dict | None:
     """Fit the context ranker: for the job row given, or (from beat, no id) when there are new searches."""
     if job_id is None:
-        return scheduled_context_fit()
+        return run_scheduled("kairos-context-fit", scheduled_context_fit)
     return run_context_fit_job(job_id)

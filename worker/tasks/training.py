@@ -145,6 +145,6 @@ def fine_tune(job_id: int) -> dict | None:
 @shared_task(name="training.schedule_fine_tune", soft_time_limit=60, time_limit=90)
 def schedule_fine_tune() -> dict:
     """Celery beat's check: start a fine-tune when enough new feedback arrived since the last one."""
-    from worker.schedule import maybe_start_fine_tune
+    from worker.schedule import maybe_start_fine_tune, run_scheduled
 
-    return maybe_start_fine_tune()
+    return run_scheduled("kairos-scheduled-fine-tune", maybe_start_fine_tune)
