@@ -5,6 +5,11 @@ a ratio metric (clicks per search) is sum(numerator) / sum(denominator) over vis
 and its variance comes from the delta method on those per-visitor pairs (see stats.py),
 never from treating each search as an independent trial. A mean metric (revenue per
 visitor) is a ratio whose denominator is 1 for every visitor, so one code path serves both.
+
+Revenue is heavy-tailed: one visitor's large order can swing a variant's mean by more than
+any ranking change would. As GrowthBook and Algolia do, each visitor's revenue is winsorised
+at a per-experiment cap (the REVENUE_CAP_QUANTILE of the buyers' revenue, pooled over the
+variants so every variant is capped alike) before the metric is computed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+REVENUE_CAP_QUANTILE = 0.99  # of the visitors with revenue, pooled over an experiment's variants
+MIN_CAPPED_VALUES = 100  # buyers needed before a 99th percentile says anything beyond "the largest"
 
 FIELDS = (
     "searches",  # searches served under the variant since exposure
@@ -101,7 +109,7 @@ class MetricDef:
     numerator: str
     denominator: str | None
     higher_is_better: bool
-    unit: str  # "rate", "currency", "ms" or "score": how the dashboard formats it
+    unit: str  # "share" (of searches, 0-1), "per_search" (a count per search, may exceed 1), "currency", "ms", "score"
 
     @property
     def kind(self) -> str:
@@ -111,10 +119,14 @@ class MetricDef:
 METRICS: dict[str, MetricDef] = {
     m.name: m
     for m in (
-        MetricDef("click_through_rate", "Click-through rate (clicks per search)", "clicks", "searches", True, "rate"),
-        MetricDef("add_to_cart_rate", "Add-to-cart rate (per search)", "add_to_carts", "searches", True, "rate"),
-        MetricDef("purchase_rate", "Purchase rate (per search)", "purchases", "searches", True, "rate"),
-        MetricDef("revenue_per_visitor", "Revenue per visitor", "revenue", None, True, "currency"),
+        # Names are stored on experiments; labels say what each number is (a count per search is no rate).
+        MetricDef("click_through_rate", "Clicks per search", "clicks", "searches", True, "per_search"),
+        MetricDef(
+            "clicked_search_rate", "Searches with a click (share)", "clicked_searches", "searches", True, "share"
+        ),
+        MetricDef("add_to_cart_rate", "Add-to-carts per search", "add_to_carts", "searches", True, "per_search"),
+        MetricDef("purchase_rate", "Purchases per search", "purchases", "searches", True, "per_search"),
+        MetricDef("revenue_per_visitor", "Revenue per visitor (winsorised)", "revenue", None, True, "currency"),
         MetricDef(
             "mean_reciprocal_rank",
             "Mean reciprocal rank of clicks",
@@ -123,7 +135,9 @@ METRICS: dict[str, MetricDef] = {
             True,
             "score",
         ),
-        MetricDef("zero_result_rate", "Zero-result rate", "zero_result_searches", "searches", False, "rate"),
+        MetricDef(
+            "zero_result_rate", "Searches with no result (share)", "zero_result_searches", "searches", False, "share"
+        ),
         MetricDef("mean_latency_ms", "Mean latency (ms per search)", "latency_ms_sum", "searches", False, "ms"),
     )
 }
@@ -179,3 +193,18 @@ def metric_moments(data: VisitorData, metric: MetricDef | str) -> MetricMoments:
 def all_moments(data: VisitorData, metrics: Sequence[str] | None = None) -> dict[str, MetricMoments]:
     """Moments of every (or the named) metric for one variant."""
     return {name: metric_moments(data, name) for name in (metrics or METRICS)}
+
+
+def winsor_cap(columns: Sequence[ArrayLike], quantile: float = REVENUE_CAP_QUANTILE) -> float:
+    """The cap for a per-visitor column pooled over variants: its quantile among the positive values;
+    infinity (nothing capped) below MIN_CAPPED_VALUES of them, where that quantile is the maximum."""
+    pooled = np.concatenate([np.asarray(c, dtype=np.float64).reshape(-1) for c in columns] or [np.zeros(0)])
+    positive = pooled[pooled > 0]
+    return float(np.quantile(positive, quantile)) if positive.size >= MIN_CAPPED_VALUES else float("inf")
+
+
+def capped(data: VisitorData, field: str, cap: float) -> VisitorData:
+    """The same visitors with one field winsorised at cap."""
+    values = {name: data.column(name) for name in FIELDS}
+    values[field] = np.minimum(values[field], cap)
+    return VisitorData(**values, visitor_ids=data.visitor_ids)

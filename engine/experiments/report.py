@@ -13,7 +13,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.experiments.metrics import METRICS, MetricMoments
-from engine.experiments.sequential import DEFAULT_RELATIVE_TAU
+from engine.experiments.sequential import DEFAULT_TARGET_VISITORS
 from engine.experiments.stats import Comparison, MetricEstimate, SrmResult, compare_series, srm_test, summarise
 
 MIN_VISITORS = 100  # per variant: below this the normal approximations are not trusted for a verdict
@@ -136,7 +136,7 @@ def analyse_experiment(
     primary_metric: str = "click_through_rate",
     alpha: float = 0.05,
     sequential: bool = True,
-    relative_tau: float = DEFAULT_RELATIVE_TAU,
+    target_visitors: float = DEFAULT_TARGET_VISITORS,
     min_visitors: int = MIN_VISITORS,
     metrics: Sequence[str] | None = None,
 ) -> ExperimentReport:
@@ -181,7 +181,7 @@ def analyse_experiment(
                 comparison_alpha,
                 m,
                 sequential,
-                relative_tau,
+                target_visitors,
             )
             for m in names
         }

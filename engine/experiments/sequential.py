@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-# The mixing scale as a fraction of the metric's level: lifts of a few percent are what a
-# ranking change moves, and the mSPRT has most power for effects near tau (Johari et al. 4.3).
+# A mixing scale as a fraction of the metric's level (bench/ab_power.py's design): lifts of a few
+# percent are what a ranking change moves, and the mSPRT has most power for effects near tau
+# (Johari et al. 4.3). The dashboard uses target_tau2 instead.
 DEFAULT_RELATIVE_TAU = 0.05
 
 
@@ -34,6 +35,25 @@ class SequentialResult:
     ci_high: float
     tau2: float
     looks: int
+
+
+# The visitors (both arms) at which the confidence sequence is tightest: GrowthBook's default
+# "sequential tuning parameter". Wider than the fixed-horizon interval before it, slowly wider after.
+DEFAULT_TARGET_VISITORS = 5000
+
+
+def target_tau2(variance: ArrayLike, visitors: ArrayLike, alpha: float, target: float = DEFAULT_TARGET_VISITORS):
+    """Mixing variance from the difference's own per-visitor variance (variance * visitors),
+    chosen so the confidence sequence is narrowest at `target` visitors (Howard et al. 2021,
+    eq. 14, as GrowthBook uses it): tau^2 = rho^2 * sigma^2 with
+    rho^2 = (2 log(1/alpha) + log(2 log(1/alpha) + 1)) / target.
+
+    Scaling by the metric's variance keeps the interval in proportion to the data's spread: a
+    scale from the metric's level alone is far below a heavy-tailed metric's variance (revenue),
+    and a confidence sequence then grows like V / tau instead of sqrt(V)."""
+    log_term = 2 * np.log(1 / alpha)
+    rho2 = (log_term + np.log(log_term + 1)) / float(target)
+    return rho2 * np.asarray(variance, dtype=np.float64) * np.asarray(visitors, dtype=np.float64)
 
 
 def default_tau2(reference: ArrayLike, relative_tau: float = DEFAULT_RELATIVE_TAU) -> NDArray[np.float64]:

@@ -10,6 +10,9 @@
 - Relative lift R_t / R_c - 1: interval from the delta method on log(R_t / R_c), whose
   variance is Var(R_t)/R_t^2 + Var(R_c)/R_c^2, mapped back by exp (not Fieller); it stays
   above -100% and is asymmetric as a ratio's should be.
+- Sequential (always-valid) intervals: the mixture SPRT of sequential.py, its mixing variance
+  from the difference's own per-visitor variance (sequential.target_tau2), so a heavy-tailed
+  metric's confidence sequence stays a small multiple of its fixed-horizon interval.
 - Sample-ratio mismatch: Pearson chi-square of visitors per variant against the configured
   shares, flagged at p < 0.001.
 """
@@ -25,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
 from engine.experiments.metrics import MetricMoments
-from engine.experiments.sequential import DEFAULT_RELATIVE_TAU, SequentialResult, default_tau2, sequential_results
+from engine.experiments.sequential import DEFAULT_TARGET_VISITORS, SequentialResult, sequential_results, target_tau2
 
 SRM_THRESHOLD = 0.001
 
@@ -200,12 +203,13 @@ def compare_series(
     alpha: float = 0.05,
     metric: str = "",
     sequential: bool = False,
-    relative_tau: float = DEFAULT_RELATIVE_TAU,
+    target_visitors: float = DEFAULT_TARGET_VISITORS,
 ) -> list[Comparison]:
     """One Comparison per look (cumulative (control, treatment) moments, oldest first).
 
     With sequential=True each carries the always-valid p-value and confidence sequence up to
-    that look; the mixing variance comes from the latest look's pooled metric level.
+    that look; the mixing variance is the latest look's per-visitor variance of the difference
+    (its variance times its visitors), tuned for target_visitors (sequential.target_tau2).
     """
     if not looks:
         return []
@@ -213,8 +217,9 @@ def compare_series(
     seq: list[SequentialResult | None] = [None] * len(looks)
     if sequential:
         last_c, last_t = looks[-1]
-        pooled = (float(last_c.sy) + float(last_t.sy)) / max(float(last_c.sx) + float(last_t.sx), 1e-300)
-        tau2 = float(default_tau2(pooled, relative_tau))
+        visitors = float(last_c.n) + float(last_t.n)
+        last_var = float(fixed[-1]["var"])
+        tau2 = float(target_tau2(last_var, visitors, alpha, target_visitors)) if math.isfinite(last_var) else 0.0
         diffs = np.array([float(w["diff"]) for w in fixed])
         variances = np.array([float(w["var"]) for w in fixed])
         seq = list(sequential_results(np.nan_to_num(diffs), np.nan_to_num(variances), tau2, alpha))

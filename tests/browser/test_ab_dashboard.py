@@ -238,8 +238,26 @@ def test_experiment_from_creation_to_a_verdict(page, lab):
     verdict = page.locator(".verdict-label").first.inner_text()
     assert verdict in ("dense challenger wins", "rrf baseline wins", "No significant difference yet"), verdict
     numbers = page.locator(".verdict-numbers").first.inner_text()
-    assert re.search(r"difference [+-][\d.]+ pp \[[^\]]+\], lift [+-][\d.]+% \[[^\]]+\]", numbers), numbers
+    # The primary metric is clicks per search: a count per search, shown as a number, not a percentage.
+    assert numbers.startswith("Clicks per search: "), numbers
+    assert re.search(r"difference [+-][\d.]+ \[[^\]]+\], lift [+-][\d.]+% \[[^\]]+\]", numbers), numbers
     assert "always-valid p = " in numbers
+    share = page.locator("#metric-clicked_search_rate tbody tr").first.locator("td").nth(1).inner_text()
+    assert re.fullmatch(r"\d+\.\d\d%", share) and float(share[:-1]) <= 100, share
+    # Revenue's difference interval is in proportion to the variants' own intervals.
+    revenue = [r.locator("td").all_inner_texts() for r in page.locator("#metric-revenue_per_visitor tbody tr").all()]
+
+    def half(interval: str) -> float:
+        if "∞" in interval:
+            return float("inf")
+        low, high = (
+            float(x.replace("$", "").replace(",", "").replace("+", "")) for x in interval.strip("[]").split(", ")
+        )
+        return (high - low) / 2
+
+    implied = (half(revenue[0][2]) ** 2 + half(revenue[1][2]) ** 2) ** 0.5
+    if implied > 0:  # somebody bought something
+        assert half(revenue[1][4]) < 3 * implied, revenue
     visitors = [int(t) for t in page.locator("table.variants tbody tr td:nth-child(5)").all_inner_texts()]
     assert len(visitors) == 2 and min(visitors) >= 100, visitors  # the simulator's crowd, split in two
     assert page.locator(".srm-warning").count() == 0

@@ -74,10 +74,13 @@ def fresh(experiment_id: int) -> Experiment:
 
 
 def test_formatting():
-    assert fmt_value(0.12345, "rate") == "12.35%" and fmt_value(3.5, "currency") == "$3.50"
-    assert fmt_value(12.34, "ms") == "12.3 ms" and fmt_value(0.5, "score") == "0.500" and fmt_value(None, "rate") == "–"
-    assert fmt_diff(0.012, "rate") == "+1.20 pp" and fmt_diff(-0.5, "currency") == "-$0.50"
-    assert fmt_interval(-0.01, 0.02, lambda v: fmt_diff(v, "rate")) == "[-1.00 pp, +2.00 pp]"
+    assert fmt_value(0.12345, "share") == "12.35%" and fmt_value(3.5, "currency") == "$3.50"
+    assert (
+        fmt_value(12.34, "ms") == "12.3 ms" and fmt_value(0.5, "score") == "0.500" and fmt_value(None, "share") == "–"
+    )
+    assert fmt_diff(0.012, "share") == "+1.20 pp" and fmt_diff(-0.5, "currency") == "-$0.50"
+    assert fmt_interval(-0.01, 0.02, lambda v: fmt_diff(v, "share")) == "[-1.00 pp, +2.00 pp]"
+    assert fmt_value(2.1409, "per_search") == "2.141" and fmt_diff(0.0446, "per_search") == "+0.045"
     assert fmt_interval(float("-inf"), float("inf"), str) == "[−∞, ∞]" and fmt_interval(float("nan"), 1.0, str) == "–"
     assert fmt_p(0.00001) == "< 0.0001" and fmt_p(0.0312) == "0.0312" and fmt_p(float("nan")) == "–"
 
@@ -191,18 +194,22 @@ def test_dashboard_reads_a_clear_winner_with_intervals(client, login, make_produ
     assert "Sample ratio mismatch" not in html
     row = re.search(r"<td>treatment</td>\s*<td class=\"num\">([^<]+)</td><td class=\"nowrap\">(\[[^<]+\])</td>", html)
     assert row, "the primary metric row of the treatment"
-    value = float(row.group(1).rstrip("%")) / 100
-    low, high = (float(x.strip().rstrip("%")) / 100 for x in row.group(2).strip("[]").split(","))
+    # Clicks per search is a count per search, not a rate: a plain number, never a percentage.
+    assert "Clicks per search" in html and "Searches with a click (share)" in html
+    value = float(row.group(1))
+    low, high = (float(x) for x in row.group(2).strip("[]").split(","))
     assert low < value < high and 0.2 < value < 0.4
-    diff = re.search(r"difference (\+[\d.]+) pp \[(\+[\d.]+) pp, (\+[\d.]+) pp\]", html)
+    diff = re.search(r"difference (\+[\d.]+) \[(\+[\d.]+), (\+[\d.]+)\]", html)
     assert diff and 0 < float(diff.group(2)) < float(diff.group(1)) < float(diff.group(3))
     assert '<span class="finding finding-better">better</span>' in html
     # Charts: one per metric, from the snapshot plus now, one series per variant.
     spec = json.loads(re.search(r'id="chart-click_through_rate">(.*?)</script>', html, re.S).group(1))
     assert spec["labels"][-1] == "now" and len(spec["labels"]) == 2
     assert [s["label"] for s in spec["series"]] == ["control", "treatment"]
-    assert 5 < spec["series"][0]["data"][-1] < 15 and 25 < spec["series"][1]["data"][-1] < 35  # percent
-    assert html.count('<canvas data-chart="chart-') == 7
+    assert 0.05 < spec["series"][0]["data"][-1] < 0.15 and 0.25 < spec["series"][1]["data"][-1] < 0.35  # per search
+    share = json.loads(re.search(r'id="chart-clicked_search_rate">(.*?)</script>', html, re.S).group(1))
+    assert share["yLabel"] == "% of searches" and 0 < share["series"][1]["data"][-1] <= 100
+    assert html.count('<canvas data-chart="chart-') == 8
 
 
 def test_fixed_horizon_dashboard_says_so(client, login, make_product):

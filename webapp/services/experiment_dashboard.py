@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from engine.experiments.metrics import METRICS, MetricDef
 from engine.experiments.report import ExperimentReport, TreatmentResult, VariantSummary
+from engine.experiments.sequential import DEFAULT_TARGET_VISITORS
 from engine.experiments.stats import Comparison, MetricEstimate, SrmResult
 from webapp.extensions import db
 from webapp.models import Experiment, ExperimentVariant, ModelVersion
@@ -25,8 +26,8 @@ from webapp.services.experiments import variants_of
 from webapp.services.serving_version import version_load_state
 
 DASH = "–"
-_SCALE = {"rate": 100.0, "currency": 1.0, "ms": 1.0, "score": 1.0}
-_Y_LABEL = {"rate": "%", "currency": "per visitor", "ms": "ms", "score": "MRR"}
+_SCALE = {"share": 100.0, "per_search": 1.0, "currency": 1.0, "ms": 1.0, "score": 1.0}
+_Y_LABEL = {"share": "% of searches", "per_search": "per search", "currency": "per visitor", "ms": "ms", "score": "MRR"}
 
 
 def _ok(value: float | None) -> bool:
@@ -34,10 +35,10 @@ def _ok(value: float | None) -> bool:
 
 
 def fmt_value(value: float | None, unit: str) -> str:
-    """A metric value in its unit: 12.34%, $1.20, 85.3 ms, 0.512."""
+    """A metric value in its unit: 12.34% (a share), 2.141 (per search), $1.20, 85.3 ms, 0.512."""
     if not _ok(value):
         return DASH
-    if unit == "rate":
+    if unit == "share":
         return f"{value * 100:.2f}%"
     if unit == "currency":
         return f"${value:,.2f}"
@@ -47,10 +48,10 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 
 def fmt_diff(value: float | None, unit: str) -> str:
-    """A signed difference in the metric's unit (percentage points for rates)."""
+    """A signed difference in the metric's unit (percentage points for shares)."""
     if not _ok(value):
         return DASH
-    if unit == "rate":
+    if unit == "share":
         return f"{value * 100:+.2f} pp"
     if unit == "currency":
         return f"{'-' if value < 0 else '+'}${abs(value):,.2f}"
@@ -127,6 +128,7 @@ class Dashboard:
     p_kind: str
     chart_source: str
     snapshots: int
+    revenue_cap: str  # "$92.88", or "" when too few buyers to cap
 
 
 def _serves(variant: ExperimentVariant) -> str:
@@ -251,7 +253,7 @@ def build_dashboard(experiment: Experiment) -> Dashboard:
     tables.sort(key=lambda t: not t.primary)  # the primary metric first, the guardrails after
     level = f"{(1 - report.comparison_alpha) * 100:g}%"
     p_kind = (
-        "always-valid p-value (mixture sequential test): safe to read at every look"
+        f"always-valid p-value (mixture sequential test, tightest at {DEFAULT_TARGET_VISITORS:,} visitors): safe to read at every look"
         if report.sequential
         else "fixed-horizon p-value (Welch t-test): read it once, at the planned sample size"
     )
@@ -266,4 +268,5 @@ def build_dashboard(experiment: Experiment) -> Dashboard:
         p_kind=p_kind,
         chart_source=source,
         snapshots=count,
+        revenue_cap=fmt_value(data.revenue_cap, "currency") if math.isfinite(data.revenue_cap) else "",
     )

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Date, Float, and_, case, cast, func, select
 
-from engine.experiments.metrics import FIELDS, METRICS, MetricMoments, VisitorData, metric_moments
+from engine.experiments.metrics import FIELDS, METRICS, MetricMoments, VisitorData, metric_moments, winsor_cap
 from engine.experiments.report import ExperimentReport, VariantInput, analyse_experiment
 from webapp.extensions import db
 from webapp.models import Event, Experiment, ExperimentAssignment, ExperimentVariant, SearchQuery
@@ -33,6 +33,7 @@ class ExperimentData:
     variants: list[VariantInput]  # key = ExperimentVariant.id
     visitors: dict[int, VisitorData]  # variant id -> visitors ordered by visitor id
     days: list[date]  # every UTC day from the first exposure to the last activity
+    revenue_cap: float  # each visitor's revenue is winsorised at this (engine.experiments.metrics)
     looks: list[dict[Hashable, dict[str, MetricMoments]]]  # looks[i]: data through the end of days[i]
 
 
@@ -155,6 +156,11 @@ def load_experiment_data(experiment_id: int) -> ExperimentData:
     all_days = np.concatenate([exposed] + [b.day for b in blocks])
     first = int(all_days.min()) if all_days.size else 0
     days = [date.fromordinal(d) for d in range(first, int(all_days.max()) + 1)] if all_days.size else []
+    final = np.zeros(len(ids))
+    for block in blocks:
+        if "revenue" in block.values:
+            np.add.at(final, block.visitor, block.values["revenue"])
+    cap = winsor_cap([final])  # pooled over the variants: every variant is capped alike
     running = {name: np.zeros(len(ids)) for name in FIELDS}
     looks: list[dict[Hashable, dict[str, MetricMoments]]] = []
     for today in range(first, first + len(days)):
@@ -165,9 +171,12 @@ def load_experiment_data(experiment_id: int) -> ExperimentData:
         look: dict[Hashable, dict[str, MetricMoments]] = {}
         for v in variants:
             mask = (arm == v.key) & (exposed <= today)
-            data = VisitorData.from_columns({name: running[name][mask] for name in FIELDS})
+            columns = {name: running[name][mask] for name in FIELDS}
+            columns["revenue"] = np.minimum(columns["revenue"], cap)
+            data = VisitorData.from_columns(columns)
             look[v.key] = {name: metric_moments(data, name) for name in METRICS}
         looks.append(look)
+    running["revenue"] = np.minimum(running["revenue"], cap)
     visitors = {
         v.key: VisitorData.from_columns(
             {name: running[name][arm == v.key] for name in FIELDS},
@@ -175,7 +184,7 @@ def load_experiment_data(experiment_id: int) -> ExperimentData:
         )
         for v in variants
     }
-    return ExperimentData(experiment_id, variants, visitors, days, looks)
+    return ExperimentData(experiment_id, variants, visitors, days, cap, looks)
 
 
 def experiment_report(experiment: Experiment, data: ExperimentData | None = None) -> ExperimentReport:
