@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import click
@@ -24,24 +25,58 @@ from webapp.services.model_versions import (
 model_cli = AppGroup("model", help="Build, list, activate and roll back model versions.")
 
 
+ENDED = ("succeeded", "failed", "cancelled", "refused")
+LINE_SECONDS = 10.0  # without a terminal: a progress line at least this often while it moves
+
+
 def _follow(job_id: int, timeout: float) -> None:
-    """Show a job's progress bar until it ends (the work runs in a Celery worker)."""
+    """Show a job's progress until it ends (the work runs in a Celery worker): a bar on a terminal,
+    else a line per change (a log, a pipe, `make run`'s output), so the wait is never silent."""
     deadline = time.monotonic() + timeout
-    with click.progressbar(length=1000, label=f"job {job_id}") as bar:
+    job = _read(job_id)
+    if sys.stdout.isatty():
+        with click.progressbar(length=1000, label=f"job {job_id}") as bar:
+            while time.monotonic() < deadline:
+                job = _read(job_id)
+                bar.update(int(job.progress * 1000) - bar.pos)
+                if job.status in ENDED:
+                    break
+                time.sleep(1)
+    else:
+        said, said_at = None, 0.0
         while time.monotonic() < deadline:
-            db.session.expire_all()
-            job = db.session.get(Job, job_id)
-            bar.update(int(job.progress * 1000) - bar.pos)
-            if job.status in ("succeeded", "failed", "cancelled"):
+            job = _read(job_id)
+            line = f"job {job_id}: {job.status} {100 * job.progress:.1f}%" + (
+                f" - {job.message}" if job.message else ""
+            )
+            if job.status in ENDED:
                 break
+            if line != said and (time.monotonic() - said_at >= LINE_SECONDS or said is None):
+                click.echo(line)
+                said, said_at = line, time.monotonic()
             time.sleep(1)
+    _report_end(job)
+
+
+def _read(job_id: int) -> Job:
+    db.session.expire_all()
+    return db.session.get(Job, job_id)
+
+
+def _report_end(job: Job) -> None:
     if job.status == "failed":
-        raise click.ClickException(f"job {job_id} failed: {job.error}")
+        raise click.ClickException(f"job {job.id} failed: {job.error}")
     if job.status == "cancelled":
-        raise click.ClickException(f"job {job_id} was cancelled")
+        raise click.ClickException(f"job {job.id} was cancelled")
+    if job.status == "refused":
+        result = job.result or {}
+        hint = f"\n{result['next_step']}" if result.get("next_step") else ""
+        raise click.ClickException(
+            f"job {job.id} was refused (nothing broke): {result.get('refused', job.message)}{hint}"
+        )
     if job.status != "succeeded":
-        raise click.ClickException(f"job {job_id} is still {job.status}; check the worker (or raise --timeout)")
-    click.echo(f"job {job_id} succeeded: {job.result}")
+        raise click.ClickException(f"job {job.id} is still {job.status}; check the worker (or raise --timeout)")
+    click.echo(f"job {job.id} succeeded: {job.result}")
 
 
 @model_cli.command("bootstrap")
@@ -84,7 +119,7 @@ def train_command(
     """Fine-tune a version on recent feedback on the training queue (as the admin's "Retrain now")."""
     if resume_id is not None:
         job = db.session.get(Job, resume_id)
-        if job is None or job.kind != "fine_tune" or job.status in ("succeeded", "cancelled"):
+        if job is None or job.kind != "fine_tune" or job.status in ("succeeded", "cancelled", "refused"):
             raise click.ClickException(f"job {resume_id} is not a fine-tune that can be re-run")
         enqueue("training.fine_tune", job.id)  # the lock refuses it while the first run is still alive
         click.echo(f"fine-tune job {job.id} re-queued; it resumes from its last checkpoint")

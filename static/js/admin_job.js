@@ -29,9 +29,24 @@
       error.textContent = job.error || "";
       error.hidden = !job.error;
     }
-    setText(root, "started_at", job.started_at || "–");
-    setText(root, "finished_at", job.finished_at || "–");
+    setText(root, "started_at", (job.started_at || "–").replace("T", " ").replace("Z", ""));
+    setText(root, "finished_at", (job.finished_at || "–").replace("T", " ").replace("Z", ""));
     setText(root, "result", Object.keys(job.result || {}).length ? JSON.stringify(job.result, null, 2) : "–");
+    var rows = field(root, "result_rows");
+    if (rows) {
+      rows.textContent = "";
+      (job.result_rows || []).forEach(function (pair) {
+        var tr = document.createElement("tr");
+        var th = document.createElement("th");
+        th.scope = "row";
+        th.textContent = pair[0];
+        var td = document.createElement("td");
+        td.textContent = pair[1];
+        tr.appendChild(th);
+        tr.appendChild(td);
+        rows.appendChild(tr);
+      });
+    }
     setText(root, "logs", job.logs && job.logs.length ? job.logs.join("\n") : "–");
     setText(root, "live", job.done ? "" : "updating live");
   }
@@ -45,6 +60,8 @@
       .then(function (job) {
         render(root, job);
         if (!job.done) window.setTimeout(function () { poll(root); }, INTERVAL_MS);
+        // Ended while watched: the server's page says what next (activate, what a refusal needs).
+        else window.location.reload();
       })
       .catch(function () {
         setText(root, "live", "connection lost; retrying");

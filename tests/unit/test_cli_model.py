@@ -136,6 +136,30 @@ def test_job_times_out_on_a_job_still_queued(app, runner):
     assert result.exit_code == 1 and "is still queued" in result.output
 
 
+def test_job_prints_progress_lines_when_its_output_is_not_a_terminal(app, runner):
+    running = Job(kind="build_version", status="running", progress=0.37, message="embedding 2500 of 6764")
+    db.session.add(running)
+    db.session.commit()
+    result = runner.invoke(args=["model", "job", str(running.id), "--timeout", "1.5"])  # CliRunner: no terminal
+    assert f"job {running.id}: running 37.0% - embedding 2500 of 6764" in result.output, result.output
+    assert result.exit_code == 1 and "is still running" in result.output
+
+
+def test_job_says_a_refusal_and_what_would_let_it_run(app, runner):
+    refused = Job(
+        kind="fine_tune",
+        status="refused",
+        message="too little feedback: 2 positive (query, product) pairs",
+        result={"refused": "too little feedback: 2 positive (query, product) pairs", "next_step": "Send shoppers."},
+    )
+    db.session.add(refused)
+    db.session.commit()
+    result = runner.invoke(args=["model", "job", str(refused.id)])
+    assert result.exit_code == 1 and "failed" not in result.output
+    assert f"job {refused.id} was refused (nothing broke): too little feedback: 2 positive" in result.output
+    assert "Send shoppers." in result.output
+
+
 def test_bootstrap_with_an_unreachable_broker_leaves_nothing_building(app, runner, monkeypatch):
     from kombu.exceptions import OperationalError
 

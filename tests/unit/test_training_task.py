@@ -183,8 +183,9 @@ def test_the_gate_refuses_a_worse_model(app, parent, monkeypatch):
     job = fine_tune_job(parent.id, **params(gate_margin=0.01))
     result = run_fine_tune_job(job.id)
     job = reload_job(job.id)
-    assert job.status == "failed" and "gate: validation NDCG@10 (rrf) fell" in job.error, "\n".join(job.result["logs"])
-    assert result == {"refused": job.error} and job.error in job.result["logs"][-1]
+    refusal = job.result["refused"]
+    assert job.status == "refused" and "gate: validation NDCG@10 (rrf) fell" in refusal, "\n".join(job.result["logs"])
+    assert result == {"refused": refusal} and refusal in job.result["logs"][-1] and job.error == ""
     child = versions()[-1]
     assert child.id != parent.id and child.status == "failed" and "gate" in child.metrics["error"]
     assert not Path(child.artifact_path).exists()  # nothing half-published
@@ -195,8 +196,13 @@ def test_too_little_feedback_ends_with_a_clear_message(app, parent):
     job = fine_tune_job(parent.id, **params(min_positive_pairs=5))
     run_fine_tune_job(job.id)
     job = reload_job(job.id)
-    assert job.status == "failed"
-    assert job.error.startswith("too little feedback: 0 positive (query, product) pairs from 0 searches")
+    # A refusal is no failure: its own state, the reason once (as the message), and what would let it run.
+    assert job.status == "refused" and job.error == ""
+    assert job.message.startswith("too little feedback: 0 positive (query, product) pairs from 0 searches")
+    assert job.result["refused"] == job.message
+    assert "needs 5 positive (query, product) pairs" in job.result["next_step"]
+    assert "flask --app webapp simulate --base-url" in job.result["next_step"]
+    assert run_fine_tune_job(job.id) is None  # a redelivery of a refused job does not run it again
     assert len(versions()) == 1
 
 
@@ -208,7 +214,7 @@ def test_one_run_at_a_time(app, parent):
     assert run_fine_tune_job(job.id) == {
         "refused": f"another fine-tune (job {busy.id}) is running; only one runs at a time"
     }
-    assert reload_job(job.id).status == "failed"
+    assert reload_job(job.id).status == "refused"
     # A live duplicate of the running job itself leaves it alone.
     assert run_fine_tune_job(busy.id) is None and reload_job(busy.id).status == "running"
     # A run whose heartbeat stopped (its worker died) no longer holds the lock.
@@ -217,7 +223,7 @@ def test_one_run_at_a_time(app, parent):
     db.session.commit()
     other = fine_tune_job(parent.id, **params(min_positive_pairs=10**6))
     run_fine_tune_job(other.id)
-    assert "too little feedback" in reload_job(other.id).error  # it got past the lock
+    assert "too little feedback" in reload_job(other.id).message  # it got past the lock
 
 
 def test_an_admin_cancel_stops_training_cleanly(app, parent, monkeypatch):

@@ -6,6 +6,7 @@ from flask import abort, jsonify, render_template, request
 
 from webapp.admin import bp
 from webapp.models import JOB_STATUSES
+from webapp.services.job_view import ready_version
 from webapp.services.model_admin import get_job, job_kinds, job_state, list_jobs
 
 
@@ -24,7 +25,7 @@ def jobs():
 def jobs_detail(job_id: int):
     """One job: progress, message, error, result and logs, refreshed while it runs."""
     job = get_job(job_id) or abort(404, f"There is no job {job_id}.")
-    return render_template("admin/job.html", job=job, state=job_state(job))
+    return render_template("admin/job.html", job=job, state=job_state(job), ready=ready_version(job))
 
 
 @bp.get("/jobs/<int:job_id>.json")

@@ -9,7 +9,7 @@ from webapp.extensions import db
 from webapp.models.base import utcnow
 
 MODEL_STATUSES = ("building", "ready", "active", "retired", "failed")
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "refused")  # refused: declined, nothing broke
 
 
 class ModelVersion(db.Model):

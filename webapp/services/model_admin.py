@@ -16,6 +16,7 @@ from sqlalchemy import select
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import JOB_STATUSES, Job, ModelVersion, utcnow
+from webapp.services.job_view import result_rows, shown_message
 from webapp.services.jobs import start_job
 from webapp.services.model_versions import active_version, create_version
 
@@ -27,7 +28,7 @@ NDCG_METRICS = (
     ("test_ndcg10_hybrid", "hybrid"),
 )
 OTHER_METRICS = (("serve_variant", "encoder"), ("int8_relative_drop", "int8 drop"))
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = ("succeeded", "failed", "cancelled", "refused")
 # A queued or running job older than this is presumed lost (the longest task limit is 3 h).
 STALE_AFTER = timedelta(hours=6)
 PER_PAGE = 30
@@ -122,10 +123,13 @@ def job_state(job: Job) -> dict:
         "status": job.status,
         "done": job.status in TERMINAL,
         "progress": round(float(job.progress or 0.0), 4),
-        "message": job.message,
+        "message": shown_message(job),
         "error": job.error,
         "params": job.params,
         "result": result,
+        "result_rows": result_rows(result),
+        "refused": result.get("refused", ""),
+        "next_step": result.get("next_step", ""),
         "logs": [str(line) for line in logs] if isinstance(logs, list) else [str(logs)],
         "created_at": stamp(job.created_at),
         "started_at": stamp(job.started_at),

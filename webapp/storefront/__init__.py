@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("storefront", __name__)
 
-from webapp.storefront import history, routes  # noqa: E402,F401
+from webapp.storefront import build_note, history, routes  # noqa: E402,F401

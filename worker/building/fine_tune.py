@@ -47,7 +47,21 @@ MODES = ("dense", "rrf")
 
 
 class FineTuneRefused(RuntimeError):
-    """The run ends without a new version, for a reason the message states."""
+    """The run ends without a new version, for a reason the message states; hint says what to do."""
+
+    def __init__(self, reason: str, hint: str = "") -> None:
+        super().__init__(reason)
+        self.hint = hint
+
+
+def feedback_hint(needed: int, days: float) -> str:
+    """What a fine-tune needs and where it comes from, for a refusal on too little feedback."""
+    return (
+        f"Fine-tuning learns from shoppers' clicks, add-to-carts and purchases on search results: it needs "
+        f"{needed} positive (query, product) pairs from the last {days:g} days. Real traffic on the storefront "
+        "makes them. For a demo, send simulated shoppers to the running shop, then retrain again: "
+        ".venv/bin/flask --app webapp simulate --base-url http://127.0.0.1:8000 --sessions 500"
+    )
 
 
 @dataclass(frozen=True)
@@ -167,7 +181,8 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
     if data.positives < settings.min_positive_pairs:
         raise FineTuneRefused(
             f"too little feedback: {data.positives} positive (query, product) pairs from {len(log.searches)} "
-            f"searches in the last {settings.window_days:g} days; at least {settings.min_positive_pairs} are needed"
+            f"searches in the last {settings.window_days:g} days; at least {settings.min_positive_pairs} are needed",
+            hint=feedback_hint(settings.min_positive_pairs, settings.window_days),
         )
     hooks.progress(50, 1000)
     before = _parent_scores(parent, labels)  # 4

@@ -90,22 +90,35 @@ def _finish(job_id: int, status: str, result: dict, error: str = "") -> None:
     db.session.commit()
 
 
+def _refuse(job_id: int, reason: str, hint: str = "") -> dict:
+    """End the job as "refused": nothing broke, the run declined (the reason is its message, once;
+    result["next_step"] says what would let it run)."""
+    refused = {"refused": reason, **({"next_step": hint} if hint else {})}
+    _finish(job_id, "refused", refused)
+    job = db.session.get(Job, job_id)
+    if job.status == "refused":
+        job.message = reason[:500]
+        db.session.commit()
+    return refused
+
+
 def run_fine_tune_job(job_id: int) -> dict | None:
     """The task body: lock, run, record; returns the result (None when there was nothing to do)."""
     from worker.building.fine_tune import FineTuneRefused, Hooks, run_fine_tune  # torch: worker child only
 
     job = db.session.get(Job, job_id)
-    if job is None or job.status in ("succeeded", "cancelled"):
+    if job is None or job.status in ("succeeded", "cancelled", "refused"):
         return None  # deleted, or a redelivery of finished work (a failed run may be retried: it resumes)
     lock = training_lock(job_id)
     holder = lock.acquire()
     if holder == job_id:
         return None  # this job is running in a live worker already (a duplicate delivery)
     if holder is not None:
-        job.status, job.finished_at = "failed", utcnow()
-        job.error = job.message = f"another fine-tune (job {holder}) is running; only one runs at a time"
-        db.session.commit()
-        return {"refused": job.error}
+        return _refuse(
+            job_id,
+            f"another fine-tune (job {holder}) is running; only one runs at a time",
+            f"Wait for job {holder} to finish, then retrain again if it did not publish.",
+        )
     try:
         job.status, job.started_at, job.error = "running", job.started_at or utcnow(), ""
         db.session.commit()
@@ -116,8 +129,7 @@ def run_fine_tune_job(job_id: int) -> dict | None:
         except FineTuneRefused as exc:
             db.session.rollback()
             hooks.log(str(exc))
-            _finish(job_id, "failed", {}, str(exc))
-            return {"refused": str(exc)}
+            return _refuse(job_id, str(exc), exc.hint)
         except Exception as exc:
             db.session.rollback()
             _finish(job_id, "failed", {}, f"{type(exc).__name__}: {exc}")
