@@ -42,6 +42,14 @@ class ServingBundle:
     def name(self) -> str:
         return f"v{self.version_id}"
 
+    def ranker_label(self, mode: str | None = None) -> str:
+        """What a search with words reports as its ranker ("dense:v1", "rrf:v1", "ranker:v1"): the
+        one name the API, Explain and the admin show. Hybrid without a kept ranker is RRF."""
+        mode = mode or self.retrieval_mode
+        if mode == "dense":
+            return f"dense:{self.name}"
+        return f"{'ranker' if mode == 'hybrid' and self.ranker is not None else 'rrf'}:{self.name}"
+
     def product_encoder(self) -> OnnxQueryEncoder:
         """The fp32 encoder with product-length inputs, for products added after the build (lazy)."""
         if self._product_encoder is None:

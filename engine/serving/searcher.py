@@ -185,11 +185,11 @@ class Searcher:
             return lexical_hits, result, "lexical"
         dense_hits = self._dense(bundle, text, filters, limit)
         if mode == "dense":
-            return dense_hits, result, f"dense:{bundle.name}"
+            return dense_hits, result, bundle.ranker_label(mode)
         ranker = bundle.ranker if mode == "hybrid" else None  # "rrf" forces the fusion baseline
         signals, exact = self._signals(bundle, text, dense_hits, lexical_hits) if ranker else ({}, None)
         fused = fuse(text, dense_hits, lexical_hits, signals, ranker, exact)
-        return fused[:limit], result, f"{'ranker' if ranker else 'rrf'}:{bundle.name}"
+        return fused[:limit], result, bundle.ranker_label(mode)
 
     def _signals(
         self, bundle: ServingBundle, text: str, dense_hits: list, lexical_hits: list

@@ -71,7 +71,26 @@ def test_versions_page_shows_status_mode_metrics_and_serving(client, login):
     assert "v2" in page and "fine-tuned" in page and "from v1" in page and "rrf" in page
     assert "0.3813" in page and "0.3012" in page and "int8" in page and "0.0040" in page
     assert "st-active" in page and "st-retired" in page
-    assert "The web worker that answered this page serves <strong>lexical</strong>" in page
+    assert "The web worker that answered this page serves <code>lexical</code>" in page
+    assert "<code>rrf:v2</code>" in page and "<code>rrf:v1</code>" in page  # no ranker.json: RRF serves
+
+
+def test_one_name_for_what_serves_on_the_overview_the_models_page_and_the_api(client, login, tiny_model):
+    from webapp.services.model_versions import activate_version
+    from webapp.services.serving_version import follow_active_version
+
+    login("admin")
+    hybrid = loadable_version("zero-shot")  # hybrid, and the tiny build keeps no learned ranker
+    assert hybrid.retrieval_mode == "hybrid"
+    activate_version(hybrid.id)
+    follow_active_version(wait=True)
+    ranker = client.get("/api/search?q=red+running+shoes").get_json()["ranker"]
+    assert ranker == f"rrf:v{hybrid.id}"
+    overview = client.get("/admin/").get_data(as_text=True)
+    models_page = client.get("/admin/models").get_data(as_text=True)
+    assert f"this worker serves <code>{ranker}</code>" in overview and "hybrid" not in overview
+    assert f"serves <code>{ranker}</code>" in models_page and f"serving as <code>{ranker}</code>" in models_page
+    assert "(hybrid, no learned ranker kept)" in models_page
 
 
 def test_activate_and_roll_back_from_the_buttons(client, login, tiny_model):

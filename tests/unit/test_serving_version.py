@@ -41,7 +41,13 @@ def test_follows_the_active_version(app, catalog, tiny_model):
     follow_active_version(wait=True)
     assert state.version_id == version.id and state.searcher.bundle.version_id == version.id
     assert state.searcher.mode == "hybrid"
-    assert serving_status() == {"version_id": version.id, "mode": "hybrid", "loading": None, "failed": {}}
+    assert serving_status() == {
+        "version_id": version.id,
+        "mode": "hybrid",
+        "ranker": f"rrf:v{version.id}",  # hybrid without a kept ranker serves, and says, RRF
+        "loading": None,
+        "failed": {},
+    }
     hits, _, ranker = state.searcher.retrieve("running shoes")
     assert ranker == f"rrf:v{version.id}" and hits
 

@@ -212,7 +212,8 @@ def test_one_run_at_a_time(app, parent):
     db.session.commit()
     job = fine_tune_job(parent.id, **params())
     assert run_fine_tune_job(job.id) == {
-        "refused": f"another fine-tune (job {busy.id}) is running; only one runs at a time"
+        "refused": f"another fine-tune (job {busy.id}) is running; only one runs at a time",
+        "next_step": f"Wait for job {busy.id} to finish, then retrain again if it did not publish.",
     }
     assert reload_job(job.id).status == "refused"
     # A live duplicate of the running job itself leaves it alone.

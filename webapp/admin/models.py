@@ -6,7 +6,14 @@ from flask import flash, redirect, render_template, url_for
 
 from webapp.admin import bp
 from webapp.errors import InputError
-from webapp.services.model_admin import NDCG_METRICS, OTHER_METRICS, list_versions, start_rebuild, start_retrain
+from webapp.services.model_admin import (
+    NDCG_METRICS,
+    OTHER_METRICS,
+    list_versions,
+    ranker_label,
+    start_rebuild,
+    start_retrain,
+)
 from webapp.services.model_versions import activate_version, active_version, rollback_version
 from webapp.services.serving_version import serving_status
 
@@ -14,9 +21,11 @@ from webapp.services.serving_version import serving_status
 @bp.get("/models")
 def models():
     """Versions, what this web worker serves, and the buttons that change it."""
+    versions = list_versions()
     return render_template(
         "admin/models.html",
-        versions=list_versions(),
+        versions=versions,
+        serves={v.id: ranker_label(v) for v in versions},
         active=active_version(),
         serving=serving_status(),
         ndcg_metrics=NDCG_METRICS,

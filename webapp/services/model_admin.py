@@ -8,11 +8,13 @@ live progress page.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from flask_sqlalchemy.pagination import Pagination
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy import select
 
+from engine.serving.bundle import RANKER
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import JOB_STATUSES, Job, ModelVersion, utcnow
@@ -37,6 +39,18 @@ PER_PAGE = 30
 def list_versions() -> list[ModelVersion]:
     """Every model version, newest first."""
     return list(db.session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())))
+
+
+def ranker_label(version: ModelVersion) -> str:
+    """The name searches served by this version report (as the API's "ranker" and Explain do):
+    hybrid without a learned ranker kept by the build is RRF."""
+    mode = version.retrieval_mode
+    if mode == "lexical":
+        return "lexical"
+    if mode == "dense":
+        return f"dense:v{version.id}"
+    kept = bool(version.artifact_path) and (Path(version.artifact_path) / RANKER).is_file()
+    return f"{'ranker' if mode == 'hybrid' and kept else 'rrf'}:v{version.id}"
 
 
 def _in_progress(kind: str) -> Job | None:

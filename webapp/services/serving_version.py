@@ -186,9 +186,12 @@ def warm_up() -> None:
 def serving_status() -> dict:
     """What this worker serves and why not something else (for the admin and health checks)."""
     state = searcher_state()
+    bundle = state.searcher.bundle
     return {
         "version_id": state.version_id,
         "mode": state.searcher.mode,
+        # The name searches report (the API's "ranker", Explain): one name for what serves.
+        "ranker": bundle.ranker_label() if bundle is not None else "lexical",
         "loading": state.loading_version,
         "failed": dict(state.failed_versions),
     }
