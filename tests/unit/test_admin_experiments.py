@@ -196,6 +196,7 @@ def test_dashboard_reads_a_clear_winner_with_intervals(client, login, make_produ
     assert row, "the primary metric row of the treatment"
     # Clicks per search is a count per search, not a rate: a plain number, never a percentage.
     assert "Clicks per search" in html and "Searches with a click (share)" in html
+    assert "<td>control</td>" in html and 'control <span class="badge">control</span>' not in html  # said once
     value = float(row.group(1))
     low, high = (float(x) for x in row.group(2).strip("[]").split(","))
     assert low < value < high and 0.2 < value < 0.4

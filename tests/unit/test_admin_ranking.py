@@ -75,8 +75,9 @@ def chart(page: str, chart_id: str) -> dict:
 def test_the_ranking_page_shows_weights_metrics_history_and_no_refit_for_analysts(client, login):
     login("analyst")
     fit()
-    active = fit(WEIGHTS)
+    active = fit(WEIGHTS, {**METRICS, "searches": 821220, "seconds": 60.52})
     page = client.get("/admin/ranking").get_data(as_text=True)
+    assert "<strong>821,220</strong>" in page and "<strong>1 min 1 s</strong>" in page and "60.5200" not in page
     assert f"Active ranker: fit {active.id}" in page and 'href="/admin/ranking"' in page  # in the nav
     assert "0.8123" in page and "held-out pair accuracy" in page and "+2.0000" in page and "freshness" in page
     assert "too few pairs to fit" in page and "st-refused" in page and "Refit now" not in page

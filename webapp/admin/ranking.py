@@ -26,7 +26,7 @@ FIT_METRICS = (
     ("holdout_accuracy", "held-out pair accuracy"),
     ("holdout_accuracy_relevance_only", "… relevance alone"),
     ("skipped_rows", "rows without every feature"),
-    ("seconds", "seconds to fit"),
+    ("seconds", "to fit"),
 )
 
 # What each context feature measures (engine/ranking/context.py), for the tables' hover text.
