@@ -51,7 +51,7 @@ def worker_exit(server, worker) -> None:
     """Write the searches and impression counts this worker still holds, so a graceful stop or restart loses none."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from webapp.services.impression_flush import flush_impressions
+    from webapp.services.impression_flush import stop_impression_writer
     from webapp.services.search_log import stop_search_log
 
     try:
@@ -59,6 +59,6 @@ def worker_exit(server, worker) -> None:
     except SQLAlchemyError as exc:  # the journal stays on disk; the next worker to start stores it
         worker.log.warning("search log not stored at exit, left in its journal: %s", exc)
     try:
-        flush_impressions(worker.wsgi)
+        stop_impression_writer(worker.wsgi)
     except SQLAlchemyError as exc:  # the database is away: `flask signals rebuild` recounts from impressions
         worker.log.warning("impression counts not written at exit: %s", exc)

@@ -10,6 +10,7 @@ import pytest
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Product, utcnow
+from webapp.services.impression_flush import stop_impression_writer
 
 
 def test_database_url(tmp_path) -> str:
@@ -55,6 +56,7 @@ def app(tmp_path):
         db.drop_all()
         db.create_all()
         yield app
+        stop_impression_writer(app)  # a test may have started it; it must not outlive the tables
         db.session.remove()
         drop_everything()
         db.engine.dispose()

@@ -16,6 +16,7 @@ from tests.conftest import drop_everything
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Job
+from webapp.services.impression_flush import stop_impression_writer
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER = os.environ.get("KAIROS_TEST_BROKER_URL", "redis://127.0.0.1:6379/5")
@@ -55,6 +56,7 @@ def worker_app(tmp_path, database_url):
         drop_everything()
         db.create_all()
         yield app
+        stop_impression_writer(app)  # its writer thread must not outlive the tables
         db.session.remove()
         drop_everything()
         db.engine.dispose()

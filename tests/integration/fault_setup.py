@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from webapp import create_app
 from webapp.extensions import db
 from webapp.services.catalog_import import import_catalog
+from webapp.services.impression_flush import stop_impression_writer
 
 NO_LIMITS = {"KAIROS_SEARCH_RATE_LIMIT": "100000 per minute", "KAIROS_EVENTS_RATE_LIMIT": "100000 per minute"}
 NO_LIMITS["KAIROS_IP_RATE_LIMIT"] = "100000 per minute"  # the limiter still runs (and reaches its store)
@@ -52,6 +53,7 @@ def shop_database(app, tmp_path: Path) -> Iterator[None]:
         try:
             yield
         finally:
+            stop_impression_writer(app)  # its writer thread must not outlive the tables
             db.session.remove()
             db.drop_all()
             db.engine.dispose()

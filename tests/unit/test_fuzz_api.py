@@ -148,6 +148,7 @@ SCHEMA = schemathesis.openapi.from_path(ROOT / "docs" / "openapi.yaml")
 def api_app(tmp_path):
     from tests.conftest import test_database_url as database_url
     from webapp import create_app
+    from webapp.services.impression_flush import stop_impression_writer
 
     app = create_app(
         {
@@ -164,6 +165,7 @@ def api_app(tmp_path):
         db.session.add_all(Product(external_id=f"S{n}", title=f"Towel {n}", brand="Acme", price=n) for n in range(5))
         db.session.commit()
         yield app
+        stop_impression_writer(app)  # its writer thread must not outlive the tables
         db.session.remove()
         db.drop_all()
         db.engine.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from webapp.extensions import db
 from webapp.models import Product, ProductSignal
 from webapp.services import impression_flush
-from webapp.services.impression_flush import buffer_for, flush_impressions
+from webapp.services.impression_flush import buffer_for, flush_impressions, stop_impression_writer
 from webapp.services.search_index import get_searcher
 from webapp.services.signal_sync import sync_signals
 
@@ -88,3 +88,18 @@ def test_the_mirror_reads_actions_every_interval_and_impressions_when_due(app, c
     assert activity.impression[1] == 0.0  # impressions: not before the impression interval
     sync_signals(board, force=True)
     assert board.activity(towel(), now).impression[1] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_stopping_the_writer_writes_what_it_holds_and_leaves_no_thread_behind(app, client, shop, caplog):
+    app.config["SIGNAL_IMPRESSION_FLUSH_SECONDS"] = 0.05
+    for _ in range(2):
+        assert client.get("/api/search?q=towel").status_code == 200
+    thread = buffer_for(app).thread
+    assert stop_impression_writer(app) in (0, 2)  # the thread may have written them first
+    assert not thread.is_alive() and impressions_stored() == pytest.approx(2.0, rel=1e-3)
+    # The tables go (as a test's teardown drops them): no thread is left to write into them.
+    db.session.remove()
+    db.drop_all()
+    time.sleep(0.3)
+    assert not thread.is_alive()
+    assert "no such table" not in caplog.text and "not written" not in caplog.text

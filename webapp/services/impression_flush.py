@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterable
 
 from flask import Flask, current_app
@@ -40,6 +39,7 @@ class ImpressionBuffer:
         self.pending: list[tuple[int, float]] = []
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()  # set by stop_impression_writer: the thread ends at its next wake
         self.pid = os.getpid()
 
     def add(self, shown: Iterable[tuple[int, float]]) -> None:
@@ -64,8 +64,9 @@ class ImpressionBuffer:
             if self.thread is not None and self.thread.is_alive() and self.pid == os.getpid():
                 return
             self.pid = os.getpid()
+            self.stopping = threading.Event()
             self.thread = threading.Thread(
-                target=_write_every, args=(app, self, interval), name="impression-flush", daemon=True
+                target=_write_every, args=(app, self, interval, self.stopping), name="impression-flush", daemon=True
             )
             self.thread.start()
 
@@ -119,9 +120,20 @@ def flush_impressions(app: Flask) -> int:
     return written
 
 
-def _write_every(app: Flask, buffer: ImpressionBuffer, interval: float) -> None:
-    while True:
-        time.sleep(interval)
+def stop_impression_writer(app: Flask, timeout: float = 10.0) -> int:
+    """Stop this worker's writing thread and write what it still holds (a worker's exit, an app's
+    teardown): a thread left running would keep flushing into a database that is gone (in the
+    tests, one whose tables were dropped: "no such table: product_signals"). Returns pairs written."""
+    buffer = buffer_for(app)
+    thread = buffer.thread
+    if thread is not None and buffer.pid == os.getpid():
+        buffer.stopping.set()
+        thread.join(timeout)
+    return flush_impressions(app)
+
+
+def _write_every(app: Flask, buffer: ImpressionBuffer, interval: float, stopping: threading.Event) -> None:
+    while not stopping.wait(interval):
         try:
             flush_impressions(app)
         except SQLAlchemyError as exc:  # the database is away: counts stay held, searches go on
