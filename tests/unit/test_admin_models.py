@@ -139,6 +139,13 @@ def test_retrain_enqueues_a_fine_tune_of_the_active_version(client, login, send_
     assert f"a retrain is already queued as job {job.id}" in again and send_task.call_count == 1
 
 
+def test_the_models_page_says_what_a_retrain_needs(client, login):
+    login("admin")
+    page = client.get("/admin/models").get_data(as_text=True)
+    assert "Retrain needs at least 50 positive (query, product) pairs" in page and "last 30 days" in page
+    assert "flask --app webapp simulate --base-url http://localhost --sessions 500" in page
+
+
 def test_retrain_needs_an_active_version(client, login, send_task):
     login("admin")
     page = client.post("/admin/models/retrain", follow_redirects=True).get_data(as_text=True)
