@@ -9,7 +9,8 @@ dashboard does, with engine/experiments/stats.py on visitor-level moments (delta
   - fixed horizon: Welch/delta-method test read once, at the end;
   - naive peeking: the same test read at every daily look, stopping at the first p < alpha;
   - sequential: the mixture SPRT's always-valid p-value read at every daily look (the
-    mixing variance from that look's pooled level, as the dashboard computes it).
+    mixing variance from that look's own variance of the difference, tuned for --target
+    visitors, as the dashboard computes it; --tau-from level uses tau = --tau x the pooled CTR).
 A/A runs give the false-positive rate, A/B runs (click propensity times 1 + lift) the power
 (a rejection in the right direction). Sample-ratio mismatch is checked on binomial splits.
 Every run is vectorised with numpy over a chunk of experiments at once.
@@ -30,9 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.experiments.metrics import MetricMoments  # noqa: E402
 from engine.experiments.sequential import (  # noqa: E402
     DEFAULT_RELATIVE_TAU,
+    DEFAULT_TARGET_VISITORS,
     confidence_sequence,
     default_tau2,
     log_likelihood_ratio,
+    target_tau2,
 )
 from engine.experiments.simulate import ShopperModel, expected_click_through_rate, simulate_clicks  # noqa: E402
 from engine.experiments.stats import SRM_THRESHOLD, srm_p_values, welch  # noqa: E402
@@ -60,24 +63,36 @@ def simulate_looks(
     return MetricMoments(*moments[:, :, 0]), MetricMoments(*moments[:, :, 1])
 
 
-def sequential_p_by_look(diff: np.ndarray, var: np.ndarray, pooled: np.ndarray, relative_tau: float) -> np.ndarray:
+def mixing_tau2(var: np.ndarray, visitors: np.ndarray, pooled: np.ndarray, alpha: float, tau: dict) -> np.ndarray:
+    """The mSPRT mixing variance per run at one look: the dashboard's (from the difference's variance,
+    stats.compare_series) or, with tau["from"] == "level", a fraction of the pooled CTR."""
+    if tau["from"] == "level":
+        return default_tau2(pooled, tau["relative"])
+    return target_tau2(var, visitors, alpha, tau["target"])
+
+
+def sequential_p_by_look(
+    diff: np.ndarray, var: np.ndarray, visitors: np.ndarray, pooled: np.ndarray, alpha: float, tau: dict
+) -> np.ndarray:
     """The always-valid p the dashboard shows at each look d: tau from look d, running min over looks <= d."""
     runs, days = diff.shape
     out = np.empty((runs, days))
     for d in range(days):
-        tau2 = default_tau2(pooled[:, d], relative_tau)[:, None]
+        tau2 = mixing_tau2(var[:, d], visitors[:, d], pooled[:, d], alpha, tau)[:, None]
         instant = np.exp(-log_likelihood_ratio(diff[:, : d + 1], var[:, : d + 1], tau2))
         out[:, d] = np.minimum(1.0, instant.min(axis=1))
     return out
 
 
-def analyse(control: MetricMoments, treatment: MetricMoments, alpha: float, relative_tau: float) -> dict:
+def analyse(control: MetricMoments, treatment: MetricMoments, alpha: float, tau: dict) -> dict:
     """Per-run outcomes of the three ways of reading the test, and interval coverage inputs."""
     w = welch(control, treatment)
     diff, var = np.nan_to_num(w["diff"]), np.nan_to_num(w["var"])
     pooled = (control.sy + treatment.sy) / (control.sx + treatment.sx)
-    seq_p = sequential_p_by_look(diff, var, pooled, relative_tau)
+    visitors = np.asarray(control.n, dtype=np.float64) + np.asarray(treatment.n, dtype=np.float64)
+    seq_p = sequential_p_by_look(diff, var, visitors, pooled, alpha, tau)
     significant = w["p"] < alpha
+    last_tau2 = mixing_tau2(var[:, -1], visitors[:, -1], pooled[:, -1], alpha, tau)
     return {
         "diff": w["diff"],
         "se": w["se"],
@@ -90,7 +105,7 @@ def analyse(control: MetricMoments, treatment: MetricMoments, alpha: float, rela
         "seq": (seq_p < alpha).any(axis=1),
         "seq_sign": np.sign(np.take_along_axis(diff, (seq_p < alpha).argmax(axis=1)[:, None], axis=1)[:, 0]),
         "seq_stop": (seq_p < alpha).argmax(axis=1),
-        "cs": confidence_sequence(diff, var, default_tau2(pooled[:, -1], relative_tau), alpha),
+        "cs": confidence_sequence(diff, var, last_tau2, alpha),
     }
 
 
@@ -110,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=14, help="daily looks")
     parser.add_argument("--lifts", default="0.05,0.10", help="relative CTR lifts for the A/B scenarios")
     parser.add_argument("--alpha", type=float, default=0.05)
-    parser.add_argument("--tau", type=float, default=DEFAULT_RELATIVE_TAU, help="mSPRT mixing sd, relative")
+    parser.add_argument("--tau-from", choices=("variance", "level"), default="variance", help="mSPRT mixing scale")
+    parser.add_argument("--target", type=float, default=DEFAULT_TARGET_VISITORS, help="visitors the CS is tuned for")
+    parser.add_argument("--tau", type=float, default=DEFAULT_RELATIVE_TAU, help="with --tau-from level: relative sd")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -118,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     print(
         f"{args.runs} runs x {args.visitors} visitors (50/50), {args.days} daily looks, alpha {args.alpha}, "
-        f"mSPRT tau = {args.tau:.0%} of the pooled CTR; CTR = clicks per search "
+        + (
+            f"mSPRT tau = {args.tau:.0%} of the pooled CTR"
+            if args.tau_from == "level"
+            else f"mSPRT tau from the difference's variance, tuned for {args.target:,.0f} visitors"
+        )
+        + f"; CTR = clicks per search "
         f"{expected_click_through_rate(model):.3f}, {model.mean_searches:g} searches per visitor"
     )
     header = (
@@ -131,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     for lift in [0.0] + [float(v) for v in args.lifts.split(",") if v]:
         control, treatment = simulate_looks(args.runs, args.visitors, days, lift, rng, model)
-        out = analyse(control, treatment, args.alpha, args.tau)
+        tau = {"from": args.tau_from, "relative": args.tau, "target": args.target}
+        out = analyse(control, treatment, args.alpha, tau)
         label = "A/A (false positives)" if lift == 0.0 else f"A/B +{lift:.0%} CTR (power)"
 
         def pick(key: str, out: dict = out, lift: float = lift) -> np.ndarray:
