@@ -101,6 +101,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "SUGGEST_QUERY_DAYS": float(env.get("KAIROS_SUGGEST_QUERY_DAYS", "30")),
         "SUGGEST_MAX_QUERIES": int(env.get("KAIROS_SUGGEST_MAX_QUERIES", "5000")),
         "SUGGEST_MIN_VISITORS": int(env.get("KAIROS_SUGGEST_MIN_VISITORS", "2")),
+        # ... and from this many client networks, in this many distinct clock hours (webapp.services.suggestions).
+        "SUGGEST_MIN_ADDRESSES": int(env.get("KAIROS_SUGGEST_MIN_ADDRESSES", "2")),
+        "SUGGEST_MIN_HOURS": int(env.get("KAIROS_SUGGEST_MIN_HOURS", "2")),
         # The learning loop (worker/building/fine_tune.py, worker/schedule.py): beat checks every
         # interval and fine-tunes when this many new events arrived; a run trains on the window's
         # feedback, needs this many positive pairs, and is refused if validation NDCG@10 drops by

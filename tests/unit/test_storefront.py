@@ -94,7 +94,10 @@ def test_zero_results_shows_brand_suggestions_when_nothing_is_popular(client, ca
     assert chips and set(chips) <= {"Acme", "Sunny", "Mugsy"}
 
 
-def test_zero_results_shows_popular_queries(client, catalog):
+def test_zero_results_shows_popular_queries(app, client, catalog):
+    app.config.update(
+        SUGGEST_MIN_VISITORS=1, SUGGEST_MIN_ADDRESSES=1, SUGGEST_MIN_HOURS=1
+    )  # the rule: test_suggestions
     client.get("/search?q=Beach+towel")
     page = client.get("/search?q=zzzzqqq").get_data(as_text=True)
     assert "No products match" in page

@@ -21,6 +21,7 @@ from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
 from webapp.models import Impression, SearchQuery, epoch, utcnow
 from webapp.services.assignment import Serving, record_exposure, serving_for
+from webapp.services.client_hash import request_client_hash
 from webapp.services.context_ranking import search_context
 from webapp.services.impression_flush import count_impressions
 from webapp.services.logged_features import logged_features
@@ -52,6 +53,8 @@ class LoggedSearch:
     latency_ms: float
     source: str
     fuzzy: bool
+    corrected_text: str | None
+    client_hash: str | None
     variant_id: int | None
     created_at: datetime
 
@@ -63,6 +66,7 @@ def _search_row(
     response: SearchResponse,
     latency_ms: float,
     variant_id: int | None,
+    corrected_text: str | None = None,
 ) -> dict:
     """The search's row, without its id."""
     return {
@@ -76,6 +80,8 @@ def _search_row(
         "latency_ms": round(latency_ms, 3),
         "source": source,
         "fuzzy": response.fuzzy,
+        "corrected_text": corrected_text,
+        "client_hash": request_client_hash(),
         "variant_id": variant_id,
         "created_at": utcnow(),
     }
