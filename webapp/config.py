@@ -102,6 +102,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "SUGGEST_MAX_QUERIES": int(env.get("KAIROS_SUGGEST_MAX_QUERIES", "5000")),
         "SUGGEST_MIN_VISITORS": int(env.get("KAIROS_SUGGEST_MIN_VISITORS", "2")),
         # ... and from this many client networks, in this many distinct clock hours (webapp.services.suggestions).
+        # Spelling correction of queries from the catalog's and the query log's words (webapp.services.spelling).
+        "SPELLING_CORRECTION": env.get("KAIROS_SPELLING_CORRECTION", "1") not in ("0", "false", "no"),
         "SUGGEST_MIN_ADDRESSES": int(env.get("KAIROS_SUGGEST_MIN_ADDRESSES", "2")),
         "SUGGEST_MIN_HOURS": int(env.get("KAIROS_SUGGEST_MIN_HOURS", "2")),
         # The learning loop (worker/building/fine_tune.py, worker/schedule.py): beat checks every

@@ -17,7 +17,7 @@ from webapp.security import public_rate_limit
 from webapp.services.events import record_events
 from webapp.services.search import search_and_log
 from webapp.services.search_index import get_searcher
-from webapp.services.search_params import parse_search_args
+from webapp.services.search_params import parse_search_args, parse_spell_arg
 from webapp.services.suggestions import popular_queries
 from webapp.storefront import bp
 from webapp.storefront.cart import add_to_cart, cart_items, clear_cart, feedback_ref
@@ -51,6 +51,7 @@ def search():
     """A results page: grid, facets, pagination; logs the query and its impressions."""
     try:
         search_request = parse_search_args(request.args, current_app.config["SEARCH_PAGE_SIZE"])
+        correct = parse_spell_arg(request.args)
     except InputError as exc:
         return render_template(
             "storefront/search.html",
@@ -59,7 +60,9 @@ def search():
             response=None,
             search_request=None,
         ), 400
-    query, response = search_and_log(search_request, current_visitor_id(), no_feedback=visitor_has_no_feedback())
+    query, response = search_and_log(
+        search_request, current_visitor_id(), no_feedback=visitor_has_no_feedback(), correct_spelling=correct
+    )
     suggestions = popular_queries() if not response.hits else []
     if not response.hits and not suggestions:
         suggestions = list(get_searcher().search(SearchRequest(page_size=1)).brand_counts)[:8]
@@ -70,6 +73,8 @@ def search():
         response=response,
         search_id=query.id,
         q=search_request.text,
+        corrected=query.corrected_text,
+        spell=correct,
         suggestions=suggestions,
         pages=min(pages, 50),
         error=None,
