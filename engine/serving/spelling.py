@@ -17,6 +17,10 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.serving.cards import ProductCard
 
 MAX_DISTANCE = 2
 PREFIX = 7
@@ -86,6 +90,11 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.frequencies)
+
+
+def catalog_vocabulary(cards: Iterable[ProductCard]) -> Vocabulary:
+    """The words of the products' titles, brands and categories (bullets and descriptions add noise and time)."""
+    return Vocabulary.from_texts(f"{card.title} {card.brand} {card.category}" for card in cards)
 
 
 class Speller:

@@ -17,7 +17,7 @@ from collections import Counter
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.serving.spelling import Correction, Speller, Vocabulary, words_of
+from engine.serving.spelling import Correction, Speller, Vocabulary, catalog_vocabulary, words_of
 from webapp.extensions import db
 from webapp.services.search_index import searcher_state
 from webapp.services.suggestions import popular_query_counts
@@ -60,7 +60,7 @@ def _refresh(state: _SpellState) -> None:
     cards = list(searcher_state().searcher.cards.values())
     source = {c.id: (c.title, c.brand, c.category) for c in cards}
     if source != state.catalog_from:
-        state.catalog = Vocabulary.from_texts(" ".join(fields) for fields in source.values())
+        state.catalog = catalog_vocabulary(cards)
         state.catalog_from = source
     logged: Counter[str] = Counter()
     try:
