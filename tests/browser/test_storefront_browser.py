@@ -247,7 +247,7 @@ def test_search_click_add_to_cart_is_logged(page, shop, shop_db):
     page.get_by_role("button", name="Add to cart").click()
     page.wait_for_url("**/cart")
     assert page.locator("h1").inner_text() == "Your cart"
-    assert page.locator("ul.cart li").inner_text().startswith(title)
+    assert page.locator("table.cart tbody tr").first.inner_text().startswith(title)
     assert "Added to your cart." in page.locator(".flash").inner_text()
     _shot(page, "cart")
 
