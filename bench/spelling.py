@@ -112,8 +112,12 @@ def main() -> int:
         rows["clean corrected"].append(ndcg(query.qid, corrected(query.text)))
         rows["typo"].append(ndcg(query.qid, typo))
         rows["typo corrected"].append(ndcg(query.qid, fixed))
-    print(f"# {len(cards)} products, vocabulary {len(speller.parts[0])} words, built in {built:.1f} s; seed {args.seed}")
-    print(f"# {args.split}: {len(queries)} queries, {typo_count} given a typo; lexical retrieval (BM25 + near spellings)")
+    print(
+        f"# {len(cards)} products, vocabulary {len(speller.parts[0])} words, built in {built:.1f} s; seed {args.seed}"
+    )
+    print(
+        f"# {args.split}: {len(queries)} queries, {typo_count} given a typo; lexical retrieval (BM25 + near spellings)"
+    )
     print(f"{'queries':<16} {'NDCG@10':>8}")
     for name, values in rows.items():
         print(f"{name:<16} {sum(values) / len(values):>8.4f}")

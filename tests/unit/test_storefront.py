@@ -234,3 +234,11 @@ def test_buy_with_empty_cart_records_nothing(client, catalog):
 def test_admin_needs_a_login(client):
     response = client.get("/admin/")
     assert response.status_code == 302 and "/admin/login" in response.headers["Location"]
+
+
+def test_a_page_past_the_end_says_so_and_links_back(client, catalog):
+    page = client.get("/search?q=towel&page=3").get_data(as_text=True)
+    assert "There is no page 3: the results for “towel” end on page 1." in page
+    assert 'href="/search?q=towel&amp;page=1">Go to the last page (1)</a>' in page
+    assert "No products match" not in page
+    assert "There is no page" not in client.get("/search?q=zzzzqqq&page=2").get_data(as_text=True)
