@@ -96,12 +96,12 @@ def load_config(overrides: dict | None = None) -> dict:
         ),
         "QUERY_CACHE_SIZE": int(env.get("KAIROS_QUERY_CACHE_SIZE", "4096")),
         # Instant suggestions (webapp/services/instant_suggest.py): each web worker rebuilds its index
-        # this often, from the queries at least SUGGEST_MIN_VISITORS visitors searched in the window.
+        # this often, from the queries the suggestion rule admits (webapp/services/suggestions.py):
+        # SUGGEST_MIN_VISITORS visitors from SUGGEST_MIN_ADDRESSES networks in SUGGEST_MIN_HOURS hours.
         "SUGGEST_REFRESH_SECONDS": float(env.get("KAIROS_SUGGEST_REFRESH_SECONDS", "30")),
         "SUGGEST_QUERY_DAYS": float(env.get("KAIROS_SUGGEST_QUERY_DAYS", "30")),
         "SUGGEST_MAX_QUERIES": int(env.get("KAIROS_SUGGEST_MAX_QUERIES", "5000")),
         "SUGGEST_MIN_VISITORS": int(env.get("KAIROS_SUGGEST_MIN_VISITORS", "2")),
-        # ... and from this many client networks, in this many distinct clock hours (webapp.services.suggestions).
         # Spelling correction of queries from the catalog's and the query log's words (webapp.services.spelling).
         "SPELLING_CORRECTION": env.get("KAIROS_SPELLING_CORRECTION", "1") not in ("0", "false", "no"),
         "SUGGEST_MIN_ADDRESSES": int(env.get("KAIROS_SUGGEST_MIN_ADDRESSES", "2")),

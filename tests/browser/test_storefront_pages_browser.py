@@ -82,3 +82,15 @@ def test_a_product_image_that_cannot_load_shows_the_placeholder_not_its_alt_text
     page.wait_for_function("document.querySelector('.thumb.large').classList.contains('broken')")
     assert thumb.locator("img").count() == 0  # no broken image left to render its alt text
     _shot(page, "product-image-placeholder")
+
+
+def test_a_misspelled_search_says_what_it_searched_and_offers_the_typed_text(page, shop):  # noqa: F811
+    page.goto(f"{shop['base']}/search?q=kitchn+towels")
+    note = page.locator(".spelling")
+    assert note.inner_text() == "Showing results for kitchen towels; search instead for kitchn towels"
+    assert "towel" in page.locator(".results .card .title").first.inner_text().lower()
+    _shot(page, "search-spelling-correction")
+    note.get_by_role("link", name="kitchn towels").click()
+    page.wait_for_url("**spell=0**")
+    assert page.locator(".spelling").count() == 0
+    assert page.get_by_role("searchbox", name="Search products").input_value() == "kitchn towels"
