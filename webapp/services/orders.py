@@ -3,12 +3,31 @@ transaction. No payment is taken; the order records what was bought, at which pr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import current_app
 
 from webapp.errors import InputError
-from webapp.models import Order
+from webapp.models import Order, Product
 from webapp.services.events import record_events
-from webapp.storefront.cart import CartLine
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """A product, how many, and the search it came from (event fields), as a cart or "Buy now" holds it."""
+
+    product: Product
+    quantity: int
+    ref: dict  # the search id and position the product was added from, or {}
+
+    @property
+    def buyable(self) -> bool:
+        """Products without a price ("Price on request") cannot be bought online."""
+        return self.product.price is not None
+
+    @property
+    def line_total(self) -> float | None:
+        return round(self.product.price * self.quantity, 2) if self.buyable else None
 
 
 def order_number(order: Order) -> str:
@@ -16,7 +35,7 @@ def order_number(order: Order) -> str:
     return f"K-{order.id:06d}"
 
 
-def place_order(lines: list[CartLine], visitor_id: str) -> Order:
+def place_order(lines: list[OrderLine], visitor_id: str) -> Order:
     """Store an order of these lines and one purchase event per line; InputError when nothing can be bought."""
     buyable = [line for line in lines if line.buyable]
     if not buyable:

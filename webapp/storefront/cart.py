@@ -4,33 +4,16 @@ checkout, never from the cookie."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import session
 from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import Product
+from webapp.services.orders import OrderLine
 
 MAX_CART_LINES = 20
 MAX_LINE_QUANTITY = 10  # a demo shop's bound; an event allows up to webapp.services.events.MAX_QUANTITY
 REF_KEYS = ("search_id", "position")
-
-
-@dataclass(frozen=True)
-class CartLine:
-    product: Product
-    quantity: int
-    ref: dict  # the search id and position the product was added from (event fields), or {}
-
-    @property
-    def buyable(self) -> bool:
-        """Products without a price ("Price on request") cannot be bought online."""
-        return self.product.price is not None
-
-    @property
-    def line_total(self) -> float | None:
-        return round(self.product.price * self.quantity, 2) if self.buyable else None
 
 
 def feedback_ref(form) -> dict:
@@ -88,7 +71,7 @@ def set_quantity(external_id: str, quantity: int) -> bool:
     return True
 
 
-def cart_items() -> list[CartLine]:
+def cart_items() -> list[OrderLine]:
     """Cart lines joined to their active products, in the order added."""
     lines = _lines()
     if not lines:
@@ -100,7 +83,7 @@ def cart_items() -> list[CartLine]:
         )
     }
     return [
-        CartLine(
+        OrderLine(
             products[line["pid"]],
             _quantity(line),
             {k: line[k] for k in REF_KEYS if k in line},
@@ -110,7 +93,7 @@ def cart_items() -> list[CartLine]:
     ]
 
 
-def cart_total(items: list[CartLine]) -> float:
+def cart_total(items: list[OrderLine]) -> float:
     """The sum of the priced lines (what a checkout of the cart charges)."""
     return round(sum(item.line_total or 0.0 for item in items), 2)
 

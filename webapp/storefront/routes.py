@@ -15,7 +15,7 @@ from webapp.extensions import db
 from webapp.models import Product
 from webapp.security import public_rate_limit
 from webapp.services.events import record_events
-from webapp.services.orders import order_number, place_order
+from webapp.services.orders import OrderLine, order_number, place_order
 from webapp.services.search import search_and_log
 from webapp.services.search_index import get_searcher
 from webapp.services.search_params import parse_search_args, parse_spell_arg
@@ -23,7 +23,6 @@ from webapp.services.suggestions import popular_queries
 from webapp.storefront import bp
 from webapp.storefront.cart import (
     MAX_LINE_QUANTITY,
-    CartLine,
     add_to_cart,
     cart_items,
     cart_total,
@@ -189,7 +188,7 @@ def buy():
     external_id = request.form.get("product_id")
     if external_id:
         item = db.session.scalar(select(Product).where(Product.external_id == external_id, Product.is_active))
-        lines = [CartLine(item, 1, feedback_ref(request.form))] if item is not None else []
+        lines = [OrderLine(item, 1, feedback_ref(request.form))] if item is not None else []
     else:
         lines = cart_items()
     if not lines:
