@@ -108,6 +108,7 @@ def _unlink_cleared(records: list[dict]) -> None:
         at = cleared.get(record["search"]["visitor_id"])
         if at is not None and record["search"]["created_at"] <= at:
             record["search"]["visitor_id"] = None
+            record["search"]["client_hash"] = None
 
 
 def stored_ids(connection, ids: list[int]) -> set[int]:
