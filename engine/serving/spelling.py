@@ -27,6 +27,7 @@ PREFIX = 7
 MIN_CHARS = 4  # shorter words are never corrected
 LONG_WORD = 7  # from this length two edits are allowed, below it one
 _WORD = re.compile(r"[^\W_]+")
+_ENDINGS = ("s", "es")  # the lexical index stems these away: such a word finds its stem's products
 
 
 def words_of(text: str) -> list[str]:
@@ -110,9 +111,15 @@ class Speller:
     def frequency(self, word: str) -> int:
         return sum(part.frequencies.get(word, 0) for part in self.parts)
 
+    def known(self, word: str) -> bool:
+        """In the vocabulary, or a plural or possessive of a word that is ("mans", "boxes")."""
+        return any(
+            self.frequency(form) for form in (word, *(word[: -len(end)] for end in _ENDINGS if word.endswith(end)))
+        )
+
     def best(self, word: str) -> str | None:
         """The vocabulary word nearest to `word` (itself when known), or None when nothing is near."""
-        if self.frequency(word):
+        if self.known(word):
             return word
         if len(word) < MIN_CHARS or any(c.isdigit() for c in word):
             return None

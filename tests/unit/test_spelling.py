@@ -55,7 +55,9 @@ def test_unknown_words_are_corrected_to_the_nearest_frequent_word(speller, typed
     assert correction is not None and correction.text == corrected
 
 
-@pytest.mark.parametrize("text", ["wireless mouse", "usb 3.0 hub", "mse", "zzzzqqqq", "mouse12"])
+@pytest.mark.parametrize(
+    "text", ["wireless mouse", "usb 3.0 hub", "mse", "zzzzqqqq", "mouse12", "mouses", "kitchens", "mouse's"]
+)
 def test_known_short_numeric_and_hopeless_words_are_left_alone(speller, text):
     assert speller.correct(text) is None
 
