@@ -96,11 +96,16 @@ def load_config(overrides: dict | None = None) -> dict:
         ),
         "QUERY_CACHE_SIZE": int(env.get("KAIROS_QUERY_CACHE_SIZE", "4096")),
         # Instant suggestions (webapp/services/instant_suggest.py): each web worker rebuilds its index
-        # this often, from the queries at least SUGGEST_MIN_VISITORS visitors searched in the window.
+        # this often, from the queries the suggestion rule admits (webapp/services/suggestions.py):
+        # SUGGEST_MIN_VISITORS visitors from SUGGEST_MIN_ADDRESSES networks in SUGGEST_MIN_HOURS hours.
         "SUGGEST_REFRESH_SECONDS": float(env.get("KAIROS_SUGGEST_REFRESH_SECONDS", "30")),
         "SUGGEST_QUERY_DAYS": float(env.get("KAIROS_SUGGEST_QUERY_DAYS", "30")),
         "SUGGEST_MAX_QUERIES": int(env.get("KAIROS_SUGGEST_MAX_QUERIES", "5000")),
         "SUGGEST_MIN_VISITORS": int(env.get("KAIROS_SUGGEST_MIN_VISITORS", "2")),
+        "SUGGEST_MIN_ADDRESSES": int(env.get("KAIROS_SUGGEST_MIN_ADDRESSES", "2")),
+        "SUGGEST_MIN_HOURS": int(env.get("KAIROS_SUGGEST_MIN_HOURS", "2")),
+        # Spelling correction of queries from the catalog's and the query log's words (webapp.services.spelling).
+        "SPELLING_CORRECTION": env.get("KAIROS_SPELLING_CORRECTION", "1") not in ("0", "false", "no"),
         # The learning loop (worker/building/fine_tune.py, worker/schedule.py): beat checks every
         # interval and fine-tunes when this many new events arrived; a run trains on the window's
         # feedback, needs this many positive pairs, and is refused if validation NDCG@10 drops by

@@ -6,7 +6,7 @@ ProductCard, passes, embed_cards and card_text live in engine.serving.cards (re-
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from engine.ranking.context_ranker import ContextRanker
 from engine.ranking.stage import ContextResult, SearchContext, apply_context
 from engine.serving.bundle import ServingBundle
 from engine.serving.cards import ProductCard, card_text, embed_cards, passes
+from engine.serving.facets import ranked_brand_facets
 from engine.serving.heads import candidate_head_scores
 from engine.serving.hybrid import CandidateSignals, candidate_ids, feature_matrix, fuse
 from engine.serving.lexical import Filters, LexicalIndex, LexicalResult
@@ -263,13 +264,18 @@ class Searcher:
             for offset, (pid, score) in enumerate(ordered[start : start + request.page_size])
         ]
         total = max(first.total, len(ordered)) if request.sort == "relevance" else len(ordered)
+
+        def unbranded() -> list[tuple[int, float]]:  # the brand facet's other brands (engine.serving.facets)
+            other = self._stage_one(request.text, replace(request.filters, brands=()), mode, bundle)
+            return self._sorted(list(other.hits), request.sort, other.ranker)
+
         return SearchResponse(
             hits=page,
             total=total,
             candidates=len(ordered),
             fuzzy=first.fuzzy,
             ranker=ranker,
-            brand_counts=dict(first.brand_counts),
+            brand_counts=ranked_brand_facets(ordered, request.filters.brands, self.cards, unbranded),
             model_version_id=bundle.version_id if bundle is not None and ranker.endswith(f":{bundle.name}") else None,
             context=staged,
         )

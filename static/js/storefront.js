@@ -1,11 +1,37 @@
+document.documentElement.classList.add("js");  // styles that need this script (the phone's filter toggle)
+
 // Swap broken product images for the placeholder behind them (no inline handlers: CSP-friendly).
+function showPlaceholder(img) {
+  img.closest(".thumb").classList.add("broken");
+  img.remove();
+}
 document.addEventListener("error", function (event) {
   var el = event.target;
   if (el && el.tagName === "IMG" && el.closest(".thumb")) {
-    el.closest(".thumb").classList.add("broken");
-    el.remove();
+    showPlaceholder(el);
   }
 }, true);
+// An image that failed while the page was parsing (before this deferred script ran) fired its
+// error event unheard, and would show its alt text: find those now.
+document.querySelectorAll(".thumb img").forEach(function (img) {
+  if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) {
+    showPlaceholder(img);
+  }
+});
+
+// On a phone the filters sit behind a "Filters" button instead of filling the first screen.
+(function () {
+  var button = document.querySelector(".filters-button");
+  if (!button) {
+    return;
+  }
+  var panel = button.closest(".facets");
+  button.addEventListener("click", function () {
+    var open = !panel.classList.contains("open");
+    panel.classList.toggle("open", open);
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+})();
 
 // Re-run the search as soon as a facet or the sort changes.
 document.addEventListener("change", function (event) {

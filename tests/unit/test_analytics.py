@@ -220,3 +220,10 @@ def test_the_vendored_chart_library_is_served_locally(client):
     response = client.get("/static/vendor/chart.umd.min.js")
     assert response.status_code == 200 and b"Chart.js v4" in response.data[:200]
     assert client.get("/static/vendor/chart.js.LICENSE.md").status_code == 200
+
+
+def test_query_detail_shows_a_spelling_correction(client, login, visitors):
+    login("analyst")
+    search("wireles mouse", visitor=visitors[0], corrected_text="wireless mouse")
+    page = client.get("/admin/analytics/query?q=wireles+mouse").get_data(as_text=True)
+    assert "searched as “wireless mouse”" in page and "spelling corrected" in page

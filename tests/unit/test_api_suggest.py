@@ -31,8 +31,13 @@ def catalog(make_product):
 
 
 def search_as_new_visitors(app, text: str, visitors: int = 2) -> None:
-    for _ in range(visitors):
-        assert app.test_client().get("/api/search", query_string={"q": text}).status_code == 200
+    """New visitors from distinct networks; the hours rule is tested in tests/unit/test_suggestions.py."""
+    app.config["SUGGEST_MIN_HOURS"] = 1
+    for n in range(visitors):
+        response = app.test_client().get(
+            "/api/search", query_string={"q": text}, environ_base={"REMOTE_ADDR": f"198.51.{n}.1"}
+        )
+        assert response.status_code == 200
 
 
 def suggest(client, q: str, **params) -> dict:
@@ -76,7 +81,7 @@ def test_only_queries_several_visitors_found_without_spelling_help_are_suggested
         db.session.add(SearchQuery(text="towl", normalized="towl", result_count=3, fuzzy=True, visitor_id=visitor.id))
     db.session.commit()
     assert {s["kind"] for s in suggest(client, "tow")["suggestions"]} == {"product"}
-    app.config["SUGGEST_MIN_VISITORS"] = 1
+    app.config.update(SUGGEST_MIN_VISITORS=1, SUGGEST_MIN_ADDRESSES=1)
     clock[0] += app.config["SUGGEST_REFRESH_SECONDS"]
     assert [s["kind"] for s in suggest(client, "tow")["suggestions"]] == ["query", "product", "product"]
     assert suggest(client, "tow")["suggestions"][0]["text"] == "towel"

@@ -94,7 +94,10 @@ def test_zero_results_shows_brand_suggestions_when_nothing_is_popular(client, ca
     assert chips and set(chips) <= {"Acme", "Sunny", "Mugsy"}
 
 
-def test_zero_results_shows_popular_queries(client, catalog):
+def test_zero_results_shows_popular_queries(app, client, catalog):
+    app.config.update(
+        SUGGEST_MIN_VISITORS=1, SUGGEST_MIN_ADDRESSES=1, SUGGEST_MIN_HOURS=1
+    )  # the rule: test_suggestions
     client.get("/search?q=Beach+towel")
     page = client.get("/search?q=zzzzqqq").get_data(as_text=True)
     assert "No products match" in page
@@ -231,3 +234,11 @@ def test_buy_with_empty_cart_records_nothing(client, catalog):
 def test_admin_needs_a_login(client):
     response = client.get("/admin/")
     assert response.status_code == 302 and "/admin/login" in response.headers["Location"]
+
+
+def test_a_page_past_the_end_says_so_and_links_back(client, catalog):
+    page = client.get("/search?q=towel&page=3").get_data(as_text=True)
+    assert "There is no page 3: the results for “towel” end on page 1." in page
+    assert 'href="/search?q=towel&amp;page=1">Go to the last page (1)</a>' in page
+    assert "No products match" not in page
+    assert "There is no page" not in client.get("/search?q=zzzzqqq&page=2").get_data(as_text=True)

@@ -77,6 +77,7 @@ def test_clearing_makes_the_next_search_cold_start(shop, client):
     response = client.post("/api/visitor/history/clear")
     assert response.status_code == 200 and response.get_json() == {"cleared": 2 + 2}  # 2 events, 2 searches
     assert linked(visitor) == (0, 0)
+    assert db.session.scalar(select(func.count()).where(SearchQuery.client_hash.is_not(None))) == 0
     assert profile_of(visitor) is None
     assert all(values == [0.0, 0.0, 0.0, 0.0] for values in personal_features(client).values())
 

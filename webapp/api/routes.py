@@ -11,7 +11,7 @@ from webapp.extensions import db
 from webapp.security import public_rate_limit
 from webapp.services.events import record_events
 from webapp.services.search import search_and_log
-from webapp.services.search_params import parse_search_args
+from webapp.services.search_params import parse_search_args, parse_spell_arg
 from webapp.visitors import current_visitor_id, feedback_visitor_id, visitor_has_no_feedback
 
 
@@ -20,13 +20,15 @@ from webapp.visitors import current_visitor_id, feedback_visitor_id, visitor_has
 def search():
     """Search the catalog; the response carries a search_id for feedback events."""
     search_request = parse_search_args(request.args, current_app.config["SEARCH_PAGE_SIZE"])
+    correct = parse_spell_arg(request.args)
     query, response = search_and_log(
-        search_request, current_visitor_id(), source="api", no_feedback=visitor_has_no_feedback()
+        search_request, current_visitor_id(), "api", visitor_has_no_feedback(), correct_spelling=correct
     )
     return jsonify(
         {
             "search_id": query.id,
             "query": search_request.text,
+            "corrected_query": query.corrected_text,  # what was searched instead (spell=0: never)
             "page": search_request.page,
             "page_size": search_request.page_size,
             "total": response.total,

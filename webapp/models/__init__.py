@@ -1,7 +1,17 @@
 """Typed SQLAlchemy models, split by domain."""
 
 from webapp.models import product_changes  # noqa: F401  (registers the price-cut / restock flush hook)
-from webapp.models.activity import EVENT_TYPES, Event, IdBlock, Impression, SearchQuery, Visitor
+from webapp.models.activity import (
+    EVENT_TYPES,
+    Event,
+    IdBlock,
+    Impression,
+    Order,
+    SearchQuery,
+    SuggestionBlock,
+    SuggestionReview,
+    Visitor,
+)
 from webapp.models.admin import ADMIN_ROLES, AdminUser
 from webapp.models.base import epoch, utcnow
 from webapp.models.catalog import PRODUCT_FIELDS, Product
@@ -37,9 +47,12 @@ __all__ = [
     "Impression",
     "Job",
     "ModelVersion",
+    "Order",
     "Product",
     "ScheduleRun",
     "SearchQuery",
+    "SuggestionBlock",
+    "SuggestionReview",
     "Visitor",
     "epoch",
     "utcnow",

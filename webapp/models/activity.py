@@ -39,9 +39,48 @@ class SearchQuery(db.Model):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     source: Mapped[str] = mapped_column(String(20), default="storefront")
     fuzzy: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # answered with near spellings
+    # The spelling correction the page answered instead of `text` (webapp.services.spelling); null: none.
+    corrected_text: Mapped[str | None] = mapped_column(String(200))
+    # A keyed hash of the client's network (webapp.services.client_hash): suggestions count distinct
+    # addresses without storing one.
+    client_hash: Mapped[str | None] = mapped_column(String(16))
     # The A/B variant that served this search, if the visitor was in a running experiment.
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("experiment_variants.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class SuggestionBlock(db.Model):
+    """A word or phrase the admin keeps out of suggestions and the home page's popular searches."""
+
+    __tablename__ = "suggestion_blocks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phrase: Mapped[str] = mapped_column(String(200), unique=True)  # normalized (webapp.services.search_params)
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SuggestionReview(db.Model):
+    """A suggestible query the admin looked at and kept; the review list shows the others."""
+
+    __tablename__ = "suggestion_reviews"
+
+    normalized: Mapped[str] = mapped_column(String(200), primary_key=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(254))
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Order(db.Model):
+    """A demo checkout: what a visitor bought, at which prices (no payment is taken)."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visitor_id: Mapped[str | None] = mapped_column(ForeignKey("visitors.id"), index=True)
+    # [{"product_id", "title", "quantity", "price"}]: the lines as bought, kept if products change.
+    lines: Mapped[list] = mapped_column(JSON, default=list)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class IdBlock(db.Model):

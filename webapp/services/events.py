@@ -129,8 +129,11 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
     return products, {sid: search.normalized for sid, search in searches.items()}, errors
 
 
-def record_events(raw_events: object, visitor_id: str, max_batch: int) -> list[Event]:
-    """Store a batch of events for a visitor; any bad event rejects the whole batch (InputError)."""
+def record_events(raw_events: object, visitor_id: str, max_batch: int, with_rows: tuple = ()) -> list[Event]:
+    """Store a batch of events for a visitor; any bad event rejects the whole batch (InputError).
+
+    `with_rows`: rows stored in the same transaction (the demo checkout's order), or not at all.
+    """
     if not isinstance(raw_events, list) or not raw_events:
         raise InputError("events must be a non-empty list")
     if len(raw_events) > max_batch:
@@ -166,7 +169,7 @@ def record_events(raw_events: object, visitor_id: str, max_batch: int) -> list[E
             )
             for e, at in zip(inputs, times, strict=True)
         ]
-        db.session.add_all(events)
+        db.session.add_all([*events, *with_rows])
         # The counts commit with the events: a stored event is always counted, a refused one never.
         record_actions(
             (products[e.product_external_id].id, e.type, 1.0, at, queries.get(e.search_id, ""))

@@ -1,5 +1,7 @@
 """Each web worker's instant-search suggestions (engine.serving.suggest), kept fresh on the request path.
 
+The queries are those the suggestion rule lets every shopper see (webapp.services.suggestions:
+distinct visitors, networks and hours, with results, minus the admin's blocklist).
 Whichever request finds the index older than SUGGEST_REFRESH_SECONDS rebuilds it; requests
 meanwhile keep answering from the current index (the build lock is one they never wait on,
 except before the very first index exists). A refresh re-reads the popular queries (a few

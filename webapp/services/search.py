@@ -11,7 +11,7 @@ experiment, in the request's own transaction (`_store_now`)."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from flask import current_app
@@ -21,6 +21,7 @@ from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
 from webapp.models import Impression, SearchQuery, epoch, utcnow
 from webapp.services.assignment import Serving, record_exposure, serving_for
+from webapp.services.client_hash import request_client_hash
 from webapp.services.context_ranking import search_context
 from webapp.services.impression_flush import count_impressions
 from webapp.services.logged_features import logged_features
@@ -28,6 +29,7 @@ from webapp.services.search_ids import reserve
 from webapp.services.search_index import get_searcher
 from webapp.services.search_log import search_log_for
 from webapp.services.search_params import normalize_query
+from webapp.services.spelling import correct_query
 from webapp.visitors import ensure_visitor_row
 
 
@@ -52,6 +54,8 @@ class LoggedSearch:
     latency_ms: float
     source: str
     fuzzy: bool
+    corrected_text: str | None
+    client_hash: str | None
     variant_id: int | None
     created_at: datetime
 
@@ -63,6 +67,7 @@ def _search_row(
     response: SearchResponse,
     latency_ms: float,
     variant_id: int | None,
+    corrected_text: str | None = None,
 ) -> dict:
     """The search's row, without its id."""
     return {
@@ -76,6 +81,8 @@ def _search_row(
         "latency_ms": round(latency_ms, 3),
         "source": source,
         "fuzzy": response.fuzzy,
+        "corrected_text": corrected_text,
+        "client_hash": request_client_hash(),
         "variant_id": variant_id,
         "created_at": utcnow(),
     }
@@ -128,13 +135,23 @@ def _journal(row: dict, shown: list[dict], serving: Serving) -> int | None:
 
 
 def search_and_log(
-    request: SearchRequest, visitor_id: str | None, source: str = "storefront", no_feedback: bool = False
+    request: SearchRequest,
+    visitor_id: str | None,
+    source: str = "storefront",
+    no_feedback: bool = False,
+    correct_spelling: bool = True,
 ) -> tuple[LoggedSearch, SearchResponse]:
     """Answer a search and record it with one impression per shown product (webapp.services.search_log).
 
     `no_feedback`: the visitor is known to have recorded no event yet (webapp.visitors).
+    `correct_spelling`: search the spelling correction of the text, if one is found
+    (webapp.services.spelling); the log keeps the typed text and the correction beside it.
     """
     searcher = get_searcher()
+    typed = request
+    correction = correct_query(request.text) if correct_spelling else None
+    if correction is not None:
+        request = replace(request, text=correction.text)
     serving = serving_for(visitor_id)
     started = time.perf_counter()
     context = (
@@ -156,7 +173,9 @@ def search_and_log(
         }
         for h, features in zip(response.hits, logged_features(response.context, shown_ids), strict=True)
     ]
-    row = _search_row(request, visitor_id, source, response, latency_ms, serving.variant_id)
+    row = _search_row(
+        typed, visitor_id, source, response, latency_ms, serving.variant_id, correction and correction.text
+    )
     search_id = _journal(row, shown, serving)
     if search_id is None:
         search_id = _store_now(row, shown, serving, visitor_id)

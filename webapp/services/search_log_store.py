@@ -26,6 +26,7 @@ from webapp.services.logged_features import features_json
 from webapp.services.search_journal import claim_orphans, split_lines
 
 REJECTED = "rejected.log"
+_LATER_COLUMNS = {"corrected_text": None, "client_hash": None}
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def _unlink_cleared(records: list[dict]) -> None:
         at = cleared.get(record["search"]["visitor_id"])
         if at is not None and record["search"]["created_at"] <= at:
             record["search"]["visitor_id"] = None
+            record["search"]["client_hash"] = None
 
 
 def stored_ids(connection, ids: list[int]) -> set[int]:
@@ -125,7 +127,9 @@ def store_records(records: list[dict]) -> int:
         return 0
     _insert_missing_visitors(fresh)
     _unlink_cleared(fresh)
-    db.session.execute(insert(SearchQuery.__table__), [{"id": r["id"], **r["search"]} for r in fresh])
+    # A line journaled before a column existed lacks it: one executemany needs every key.
+    rows = [{**_LATER_COLUMNS, "id": r["id"], **r["search"]} for r in fresh]
+    db.session.execute(insert(SearchQuery.__table__), rows)
     shown = [{**row, "search_id": r["id"]} for r in fresh for row in r["impressions"]]
     if shown:
         db.session.execute(_INSERT_IMPRESSIONS[db.session.get_bind().dialect.name], shown)

@@ -61,3 +61,11 @@ def parse_search_args(args: MultiDict, page_size: int) -> SearchRequest:
     rating_min = _float(args, "rating_min", 0, 5)
     filters = Filters(brands=brands, price_min=price_min, price_max=price_max, rating_min=rating_min)
     return SearchRequest(text=text, filters=filters, sort=sort, page=int(page_raw), page_size=page_size)
+
+
+def parse_spell_arg(args: MultiDict) -> bool:
+    """Whether to correct the query's spelling: `spell=0` searches the text as typed ("search instead for")."""
+    raw = args.get("spell", "1").strip() or "1"
+    if raw not in ("0", "1"):
+        raise InputError("spell must be 0 or 1")
+    return raw == "1"

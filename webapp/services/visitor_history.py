@@ -40,7 +40,8 @@ def clear_history(visitor_id: str) -> int:
             db.session.execute(mark)
         events = db.session.execute(update(Event).where(Event.visitor_id == visitor_id).values(visitor_id=None))
         searches = db.session.execute(
-            update(SearchQuery).where(SearchQuery.visitor_id == visitor_id).values(visitor_id=None)
+            # The client network's hash goes too: nothing left ties the searches to this browser's network.
+            update(SearchQuery).where(SearchQuery.visitor_id == visitor_id).values(visitor_id=None, client_hash=None)
         )
         db.session.commit()
     except Exception:

@@ -15,12 +15,22 @@ from webapp.extensions import db
 from webapp.models import Product
 from webapp.security import public_rate_limit
 from webapp.services.events import record_events
+from webapp.services.orders import OrderLine, order_number, place_order
 from webapp.services.search import search_and_log
 from webapp.services.search_index import get_searcher
-from webapp.services.search_params import parse_search_args
+from webapp.services.search_params import parse_search_args, parse_spell_arg
 from webapp.services.suggestions import popular_queries
 from webapp.storefront import bp
-from webapp.storefront.cart import add_to_cart, cart_items, clear_cart, feedback_ref
+from webapp.storefront.cart import (
+    MAX_LINE_QUANTITY,
+    add_to_cart,
+    cart_items,
+    cart_total,
+    feedback_ref,
+    parse_quantity,
+    remove_bought,
+    set_quantity,
+)
 from webapp.visitors import current_visitor_id, feedback_visitor_id, visitor_has_no_feedback
 
 
@@ -51,6 +61,7 @@ def search():
     """A results page: grid, facets, pagination; logs the query and its impressions."""
     try:
         search_request = parse_search_args(request.args, current_app.config["SEARCH_PAGE_SIZE"])
+        correct = parse_spell_arg(request.args)
     except InputError as exc:
         return render_template(
             "storefront/search.html",
@@ -59,7 +70,9 @@ def search():
             response=None,
             search_request=None,
         ), 400
-    query, response = search_and_log(search_request, current_visitor_id(), no_feedback=visitor_has_no_feedback())
+    query, response = search_and_log(
+        search_request, current_visitor_id(), no_feedback=visitor_has_no_feedback(), correct_spelling=correct
+    )
     suggestions = popular_queries() if not response.hits else []
     if not response.hits and not suggestions:
         suggestions = list(get_searcher().search(SearchRequest(page_size=1)).brand_counts)[:8]
@@ -70,6 +83,8 @@ def search():
         response=response,
         search_id=query.id,
         q=search_request.text,
+        corrected=query.corrected_text,
+        spell=correct,
         suggestions=suggestions,
         pages=min(pages, 50),
         error=None,
@@ -115,7 +130,10 @@ def cart_add():
     """Add to cart and record the add_to_cart event tied to the search it came from."""
     external_id = request.form.get("product_id", "")
     ref = feedback_ref(request.form)
-    if _record_quietly([{"type": "add_to_cart", "product_id": external_id, **ref}]):
+    item = db.session.scalar(select(Product).where(Product.external_id == external_id, Product.is_active))
+    if item is not None and item.price is None:
+        flash("That product's price is on request: it cannot be ordered online.")
+    elif _record_quietly([{"type": "add_to_cart", "product_id": external_id, **ref}]):
         add_to_cart(external_id, ref)
         flash("Added to your cart.")
     else:
@@ -125,29 +143,64 @@ def cart_add():
 
 @bp.get("/cart")
 def cart():
-    """The visitor's cart, kept in the signed session cookie."""
-    return render_template("storefront/cart.html", items=cart_items())
+    """The visitor's cart, kept in the signed session cookie: prices, quantities, line totals, a total."""
+    items = cart_items()
+    return render_template("storefront/cart.html", items=items, total=cart_total(items), max_quantity=MAX_LINE_QUANTITY)
+
+
+@bp.post("/cart/update")
+def cart_update():
+    """Change a line's quantity (0 removes it); no feedback event: the add was recorded already."""
+    quantity = parse_quantity(request.form.get("quantity", ""))
+    if quantity is None:
+        flash(f"Quantity must be a whole number from 0 to {MAX_LINE_QUANTITY}.")
+        items = cart_items()
+        return render_template(
+            "storefront/cart.html", items=items, total=cart_total(items), max_quantity=MAX_LINE_QUANTITY
+        ), 400
+    if set_quantity(request.form.get("product_id", ""), quantity):
+        flash("Removed from your cart." if quantity == 0 else "Quantity updated.")
+    return redirect(url_for("storefront.cart"))
+
+
+@bp.post("/cart/remove")
+def cart_remove():
+    """Remove a line from the cart."""
+    if set_quantity(request.form.get("product_id", ""), 0):
+        flash("Removed from your cart.")
+    return redirect(url_for("storefront.cart"))
+
+
+@bp.get("/checkout")
+def checkout():
+    """Confirm the order: the cart's priced lines and total, before anything is bought."""
+    items = cart_items()
+    if not items:
+        flash("Your cart is empty.")
+        return redirect(url_for("storefront.cart"))
+    return render_template("storefront/checkout.html", items=items, total=cart_total(items))
 
 
 @bp.post("/buy")
 @public_rate_limit("events")
 def buy():
-    """Buy one product now, or everything in the cart; records purchase events."""
+    """Place a demo order (no payment): one product now, or the cart's priced lines; records purchase events."""
     external_id = request.form.get("product_id")
     if external_id:
-        lines = [{"product_id": external_id, **feedback_ref(request.form)}]
+        item = db.session.scalar(select(Product).where(Product.external_id == external_id, Product.is_active))
+        lines = [OrderLine(item, 1, feedback_ref(request.form))] if item is not None else []
     else:
-        lines = [{"product_id": item["product"].external_id, **item["ref"]} for item in cart_items()]
+        lines = cart_items()
     if not lines:
-        flash("Your cart is empty.")
+        flash("Your cart is empty." if not external_id else "That product could not be ordered.")
         return redirect(url_for("storefront.cart"))
-    if not _record_quietly([{"type": "purchase", **line} for line in lines]):
-        flash("Your order could not be placed.")
+    try:
+        order = place_order(lines, feedback_visitor_id())
+    except InputError as exc:
+        current_app.logger.info("order not placed: %s %s", exc, exc.details)
+        flash(str(exc) if not exc.details else "Your order could not be placed.")
         return redirect(url_for("storefront.cart"))
     if not external_id:
-        clear_cart()
-    products = db.session.scalars(
-        select(Product).where(Product.external_id.in_([line["product_id"] for line in lines]))
-    ).all()
+        remove_bought({line["product_id"] for line in order.lines})
     session.modified = True
-    return render_template("storefront/thanks.html", products=products)
+    return render_template("storefront/thanks.html", order=order, number=order_number(order))
