@@ -1,7 +1,7 @@
 """suggestion rule: client hash, blocklist, reviews; spelling corrections; demo orders
 
 Revision ID: i22a_storefront_rules
-Revises: d41c7e2a9b10
+Revises: i22b_schedule_runs
 Create Date: 2026-12-04 19:20:00.000000
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "i22a_storefront_rules"
-down_revision = "d41c7e2a9b10"
+down_revision = "i22b_schedule_runs"
 branch_labels = None
 depends_on = None
 
