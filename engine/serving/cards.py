@@ -45,6 +45,12 @@ class ProductCard:
             price=self.price,
         )
 
+    @property
+    def words(self) -> tuple[str, str, str, str, str]:
+        """The fields a product is indexed and embedded from; a change elsewhere (price, stock,
+        rating, stamps) needs neither a new vector nor a look at other queries' results."""
+        return (self.title, self.brand, self.category, self.bullet_points, self.description)
+
     def lexical_doc(self) -> LexicalDoc:
         return LexicalDoc(
             id=self.id,
