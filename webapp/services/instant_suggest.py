@@ -1,6 +1,7 @@
-"""Each web worker's instant-search suggestions (engine.serving.suggest), kept fresh on the request path.
+"""Each web worker's instant-search suggestions (engine.serving.suggest), kept fresh.
 
-Whichever request finds the index older than SUGGEST_REFRESH_SECONDS rebuilds it; requests
+A gunicorn worker's follower thread rebuilds them (webapp.services.serving_follower);
+without one, whichever request finds the index older than SUGGEST_REFRESH_SECONDS rebuilds it; requests
 meanwhile keep answering from the current index (the build lock is one they never wait on,
 except before the very first index exists). A refresh re-reads the popular queries (a few
 milliseconds to index); the product titles' part is rebuilt only when the worker's catalog
@@ -20,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 from engine.serving.suggest import SuggestEntry, SuggestIndex, Suggestion
 from webapp.errors import InputError
 from webapp.extensions import db
-from webapp.services.search_index import searcher_state, sync_searcher
+from webapp.services.search_index import follower_runs, searcher_state, sync_searcher
 from webapp.services.search_params import MAX_QUERY_CHARS
 from webapp.services.suggestions import popular_query_counts
 
@@ -69,11 +70,23 @@ def suggest_state() -> _SuggestState:
 
 
 def current_suggest_index() -> SuggestIndex:
-    """This worker's suggestion index, rebuilt first if it is older than SUGGEST_REFRESH_SECONDS."""
+    """This worker's suggestion index, rebuilt first if it is older than SUGGEST_REFRESH_SECONDS.
+
+    With a follower (webapp.services.serving_follower) rebuilding it, the index it built.
+    """
+    state = suggest_state()
+    if state.built_at != _NEVER and follower_runs():
+        return state.index
+    refresh_suggestions_if_due()
+    return state.index
+
+
+def refresh_suggestions_if_due() -> None:
+    """Rebuild the index if it is older than SUGGEST_REFRESH_SECONDS (never waiting on another builder)."""
     state = suggest_state()
     interval = current_app.config["SUGGEST_REFRESH_SECONDS"]
     if time.monotonic() - state.built_at < interval:
-        return state.index
+        return
     # Only before the first index exists is there nothing better to answer from than waiting.
     if state.building.acquire(blocking=state.built_at == _NEVER):
         try:
@@ -81,7 +94,6 @@ def current_suggest_index() -> SuggestIndex:
                 refresh_suggest_index(state)
         finally:
             state.building.release()
-    return state.index
 
 
 def refresh_suggest_index(state: _SuggestState) -> None:

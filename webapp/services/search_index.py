@@ -1,8 +1,10 @@
 """Each web worker's in-memory Searcher, kept in step with the products table.
 
 Every worker polls for products changed since its last look (at most every
-INDEX_SYNC_SECONDS, on the request path), so a product saved anywhere is searchable
-in every worker within about a second, with no shared index writer between processes.
+INDEX_SYNC_SECONDS), so a product saved anywhere is searchable in every worker within
+about a second, with no shared index writer between processes. A gunicorn worker polls
+from its follower thread (webapp.services.serving_follower) and its requests only read;
+a process without one (the CLI, `flask run`, the tests) polls on the request path.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from sqlalchemy import select
 from engine.serving.searcher import ProductCard, Searcher
 from webapp.extensions import db
 from webapp.models import Product, epoch, utcnow
-from webapp.services.context_ranking import follow_context_ranker
-from webapp.services.signal_sync import sync_signals
 
 # Look a little behind the previous sync: a transaction may commit a row stamped a few
 # seconds before it became visible. Rows already applied at the same stamp are skipped.
 _LOOKBACK = timedelta(seconds=5)
 _INIT_LOCK = threading.Lock()
+FOLLOWER = "kairos.serving_follower"  # app.extensions key of the worker's follower, while one runs
 
 
 class _SearcherState:
@@ -34,10 +35,26 @@ class _SearcherState:
         self.last_sync = float("-inf")  # monotonic() counts from boot: 0.0 could skip the first sync
         self.lock = threading.Lock()
         # Model version serving state (see webapp.services.serving_version).
-        self.version_id: int | None = None
+        self._version_id: int | None = None
+        self.version_since = time.time()  # when this worker began serving version_id (epoch seconds)
         self.last_version_check = float("-inf")
         self.loading_version: int | None = None
         self.failed_versions: dict[int, str] = {}
+
+    @property
+    def version_id(self) -> int | None:
+        """The model version this worker serves (None: lexical search)."""
+        return self._version_id
+
+    @version_id.setter
+    def version_id(self, value: int | None) -> None:
+        if value != self._version_id:
+            self._version_id, self.version_since = value, time.time()
+
+
+def follower_runs() -> bool:
+    """Whether a follower thread keeps this worker's serving state (then requests never sync)."""
+    return FOLLOWER in current_app.extensions
 
 
 def product_card(product: Product) -> ProductCard:
@@ -114,12 +131,15 @@ def _changed_rows(state: _SearcherState, since: datetime) -> list[Product]:
 
 
 def get_searcher() -> Searcher:
-    """This worker's Searcher, brought up to date with the catalog and the active model version."""
-    from webapp.services.serving_version import follow_active_version
+    """This worker's Searcher, brought up to date with the catalog and the active model version.
 
-    sync_searcher()
-    follow_active_version()
-    searcher = searcher_state().searcher
-    sync_signals(searcher.board)
-    follow_context_ranker(searcher)
-    return searcher
+    With a follower running, its current snapshot's Searcher (no query, no lock); without
+    one, the follower's steps run here, each throttled by its own interval.
+    """
+    from webapp.services.serving_follower import current_snapshot, sync_serving_state
+
+    snapshot = current_snapshot()
+    if snapshot is not None:
+        return snapshot.searcher
+    sync_serving_state()
+    return searcher_state().searcher
