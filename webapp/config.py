@@ -53,6 +53,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "SEARCH_LOG_DIR": env.get("KAIROS_SEARCH_LOG_DIR", ""),  # default: <instance>/searchlog
         # How often a web worker looks for catalog changes; keeps new products searchable within a second.
         "INDEX_SYNC_SECONDS": float(env.get("KAIROS_INDEX_SYNC_SECONDS", "0.5")),
+        # How often a worker's follower compares the whole catalog with its index (0: never),
+        # repairing a change written around the change feed.
+        "CATALOG_RECONCILE_SECONDS": float(env.get("KAIROS_CATALOG_RECONCILE_SECONDS", "300")),
         # How often a gunicorn worker's follower thread runs the syncs that are due (0: requests
         # sync on demand); webapp/services/serving_follower.py.
         "SERVING_FOLLOW_SECONDS": float(env.get("KAIROS_SERVING_FOLLOW_SECONDS", "0.1")),

@@ -4,7 +4,7 @@ from webapp.models import product_changes  # noqa: F401  (registers the price-cu
 from webapp.models.activity import EVENT_TYPES, Event, IdBlock, Impression, SearchQuery, Visitor
 from webapp.models.admin import ADMIN_ROLES, AdminUser
 from webapp.models.base import epoch, utcnow
-from webapp.models.catalog import PRODUCT_FIELDS, Product
+from webapp.models.catalog import PRODUCT_FIELDS, CatalogChange, Product
 from webapp.models.experiments import (
     EXPERIMENT_STATUSES,
     Experiment,
@@ -23,6 +23,7 @@ __all__ = [
     "QuerySignal",
     "EXPERIMENT_STATUSES",
     "AdminUser",
+    "CatalogChange",
     "Experiment",
     "ExperimentAssignment",
     "ExperimentSnapshot",

@@ -6,7 +6,8 @@ runs the steps below, each still throttled by its own interval, and then publish
 ServingSnapshot: request threads read `current_snapshot()` (one attribute read) and never
 take a sync lock or run a sync query.
 
-1. the catalog (webapp.services.search_index.sync_searcher);
+1. the catalog (webapp.services.search_index: the change feed, and a full reconciliation
+   every CATALOG_RECONCILE_SECONDS);
 2. the active and the running experiment's variant versions (webapp.services.serving_version;
    a new version loads in its own thread and is swapped in by it, so the follower goes on);
 3. the signal counts mirror (webapp.services.signal_sync);
@@ -36,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine.serving.searcher import Searcher
 from webapp.extensions import db
-from webapp.services.search_index import FOLLOWER, searcher_state, sync_searcher
+from webapp.services.search_index import FOLLOWER, reconcile_if_due, searcher_state, sync_searcher
 from webapp.services.serving_board import ServingBoard, board_directory
 
 WARN_EVERY_SECONDS = 30.0  # one warning per this while the database stays away
@@ -78,6 +79,7 @@ def _follow_once() -> None:
     from webapp.services.instant_suggest import refresh_suggestions_if_due
 
     sync_serving_state()
+    reconcile_if_due()
     refresh_running_experiment()
     refresh_suggestions_if_due()
 
