@@ -17,7 +17,7 @@ from engine.ranking.stage import ContextResult, SearchContext, apply_context
 from engine.serving.bundle import ServingBundle
 from engine.serving.cards import ProductCard, card_text, embed_cards, passes
 from engine.serving.heads import candidate_head_scores
-from engine.serving.hybrid import CandidateSignals, candidate_ids, feature_matrix, fuse
+from engine.serving.hybrid import candidate_ids, feature_matrix, fuse
 from engine.serving.lexical import Filters, LexicalIndex, LexicalResult
 from engine.serving.result_cache import StageOne, StageOneCache
 
@@ -205,28 +205,18 @@ class Searcher:
         if mode == "dense":
             return dense_hits, result, f"dense:{bundle.name}", considered
         ranker = bundle.ranker if mode == "hybrid" else None  # "rrf" forces the fusion baseline
-        signals, exact = self._signals(bundle, text, dense_hits, lexical_hits) if ranker else ({}, None)
-        fused = fuse(text, dense_hits, lexical_hits, signals, ranker, exact)
+        heads, exact = self._heads_and_exact(bundle, text, dense_hits, lexical_hits) if ranker else ({}, None)
+        fused = fuse(text, dense_hits, lexical_hits, self.cards, ranker, exact, heads)
         return fused[:limit], result, f"{'ranker' if ranker else 'rrf'}:{bundle.name}", considered
 
-    def _signals(
+    def _heads_and_exact(
         self, bundle: ServingBundle, text: str, dense_hits: list, lexical_hits: list
-    ) -> tuple[dict[int, CandidateSignals], dict[int, float]]:
+    ) -> tuple[dict[str, dict[int, float]], dict[int, float]]:
+        """The heads' scores by product and the exact cosines of the lexical hits (the cards give the rest)."""
         query = bundle.encoder.encode_query(text)  # cached: the dense search encoded it already
         heads = candidate_head_scores(bundle.heads, bundle.ranker, bundle.vectors, query, dense_hits, lexical_hits)
-        click, purchase = heads.get("click", {}), heads.get("purchase", {})
-        signals = {
-            pid: CandidateSignals(
-                self.cards[pid].rating,
-                self.cards[pid].rating_count,
-                self.cards[pid].title,
-                click=click.get(pid, 0.0),
-                purchase=purchase.get(pid, 0.0),
-            )
-            for pid in candidate_ids(dense_hits, lexical_hits)
-        }
         exact = bundle.vectors.scores(query, [pid for pid, _ in lexical_hits])
-        return signals, exact
+        return heads, exact
 
     def candidate_features(self, text: str, limit: int | None = None) -> tuple[list[int], np.ndarray]:
         """The hybrid candidates of a query and their ranker features (to fit a ranker on labels)."""
@@ -236,9 +226,9 @@ class Searcher:
         limit = limit or self.candidates
         lexical_hits = [(p, s) for p, s in self.lexical.search(text, limit=limit).hits if p in self.cards]
         dense_hits = self._dense(bundle, text, Filters(), limit)
-        signals, exact = self._signals(bundle, text, dense_hits, lexical_hits)
+        heads, exact = self._heads_and_exact(bundle, text, dense_hits, lexical_hits)
         ids = candidate_ids(dense_hits, lexical_hits)
-        return ids, feature_matrix(text, ids, dense_hits, lexical_hits, signals, exact)
+        return ids, feature_matrix(text, ids, dense_hits, lexical_hits, self.cards, exact, heads)
 
     def _sorted(self, hits: list[tuple[int, float]], sort: str, ranker: str) -> list[tuple[int, float]]:
         if sort == "relevance" or not hits:
