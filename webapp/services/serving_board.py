@@ -40,6 +40,7 @@ def worker_card(snapshot: ServingSnapshot, now: float | None = None) -> dict:
         "version_id": snapshot.version_id,
         "serving_since": _round(snapshot.version_since),
         "loading": snapshot.loading,
+        "catalog_seq": snapshot.catalog_seq,
         "snapshot_age_s": _round(snapshot.age(now)),
         "error": snapshot.error,
     }
@@ -54,7 +55,7 @@ class ServingBoard:
         self._written_at = float("-inf")
 
     def write(self, snapshot: ServingSnapshot) -> None:
-        key = (snapshot.version_id, snapshot.version_since, snapshot.loading, snapshot.error)
+        key = (snapshot.version_id, snapshot.version_since, snapshot.loading, snapshot.error, snapshot.catalog_seq)
         if key == self._written and time.monotonic() - self._written_at < CARD_HEARTBEAT_SECONDS:
             return
         card = worker_card(snapshot)

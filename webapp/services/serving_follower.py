@@ -55,6 +55,7 @@ class ServingSnapshot:
     synced_at: float | None  # epoch seconds of the latest pass that reached the database (None: never)
     error: str | None = None  # why the latest pass failed (None: it did not)
     loading: int | None = None  # a version being loaded to replace version_id
+    catalog_seq: int | None = None  # the last catalog change feed number the Searcher holds
 
     def age(self, now: float | None = None) -> float | None:
         """Seconds since the snapshot was last in step with the database (None: never)."""
@@ -134,6 +135,7 @@ class ServingFollower:
             synced_at=time.time() if error is None else previous_sync,
             error=error,
             loading=state.loading_version,
+            catalog_seq=state.seq,
         )
 
     def start(self) -> None:

@@ -3,7 +3,9 @@
 A worker is ready when it serves the active model version or is loading it; one whose load
 of the active version failed answers 503, so a load balancer takes it out instead of letting
 it serve a retired version unnoticed. A worker whose follower cannot reach the database is
-"degraded": it still answers from its last snapshot, and says how old that is. The cards of
+"degraded": it still answers from its last snapshot, and says how old that is (with 503
+while its own look at the database fails too, so a load balancer can take the machine out:
+a search is served from memory, but events, profiles and the search log need the database). The cards of
 every worker on the host (webapp.services.serving_board) come with it.
 """
 
@@ -29,7 +31,7 @@ def _active_version() -> tuple[bool, int | None]:
 
 
 def readiness() -> tuple[dict, int]:
-    """The health body and its HTTP status (200 ready or degraded, 503 unable to serve)."""
+    """The health body and its HTTP status (200 ready, 503 unable to serve or without its database)."""
     state = searcher_state()
     snapshot = current_snapshot()
     followed = snapshot is not None
@@ -41,6 +43,8 @@ def readiness() -> tuple[dict, int]:
         status = "degraded"
         if followed and snapshot.synced_at is None:
             status, code = "unready", 503  # never in step: nothing to serve from
+        if not reachable:
+            code = 503  # searches still answer from the snapshot, but visitors and events need the database
     if reachable and active is not None and active != snapshot.version_id:
         if active in state.failed_versions:
             status, code = "unready", 503  # the active version cannot load here
