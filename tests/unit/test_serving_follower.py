@@ -114,3 +114,23 @@ def test_a_request_never_syncs_while_the_follower_runs(app, followed, client, mo
         found(client, "towel")
     wait_for(lambda: calls)
     assert calls and threading.current_thread() not in calls  # the follower's thread only
+
+
+def test_the_follower_rebuilds_suggestions_in_a_thread_of_their_own(app, followed, client, make_product, monkeypatch):
+    from webapp.services import instant_suggest
+
+    def texts() -> list[str]:
+        body = client.get("/api/suggest", query_string={"q": "mug"}).get_json()
+        return [s["text"] for s in body["suggestions"]]
+
+    assert texts() == []  # built at start, before any mug existed
+    release = threading.Event()
+    rebuild = instant_suggest.refresh_suggest_index
+    monkeypatch.setattr(instant_suggest, "refresh_suggest_index", lambda state: (release.wait(10), rebuild(state)))
+    app.config["SUGGEST_REFRESH_SECONDS"] = 0.05
+    make_product(external_id="M1", title="Coffee Mug")
+    # The rebuild is held; the catalog sync goes on and requests never build the index themselves.
+    assert wait_for(lambda: "M1" in {c.external_id for c in get_searcher().cards.values()})
+    assert texts() == [] and instant_suggest.suggest_state().building.locked()
+    release.set()
+    assert wait_for(lambda: texts() == ["Coffee Mug"])

@@ -10,6 +10,7 @@ changed since the previous refresh.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -29,6 +30,8 @@ DEFAULT_LIMIT = 8
 MAX_LIMIT = 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NEVER = float("-inf")  # monotonic() counts from boot: 0.0 could look fresh
+
+log = logging.getLogger(__name__)
 
 
 class _SuggestState:
@@ -96,6 +99,33 @@ def refresh_suggestions_if_due() -> None:
             state.building.release()
 
 
+def refresh_suggestions_in_background() -> threading.Thread | None:
+    """The follower's step: start a due rebuild in a thread of its own, unless one is running.
+
+    Rebuilding the titles' part takes a second or more; in the follower's own thread it would
+    hold back the catalog sync that long.
+    """
+    state = suggest_state()
+    app = current_app._get_current_object()
+    interval = app.config["SUGGEST_REFRESH_SECONDS"]
+    if time.monotonic() - state.built_at < interval or not state.building.acquire(blocking=False):
+        return None
+
+    def rebuild() -> None:
+        try:
+            with app.app_context():
+                if time.monotonic() - state.built_at >= interval:
+                    refresh_suggest_index(state)
+        except Exception:  # the previous index keeps answering; the next due step tries again
+            log.exception("suggestions not rebuilt")
+        finally:
+            state.building.release()
+
+    thread = threading.Thread(target=rebuild, name="suggest-rebuild", daemon=True)
+    thread.start()
+    return thread
+
+
 def refresh_suggest_index(state: _SuggestState) -> None:
     """Rebuild from the popular queries and the worker's catalog; on a database error keep the old index."""
     config = current_app.config
@@ -105,7 +135,8 @@ def refresh_suggest_index(state: _SuggestState) -> None:
             days=config["SUGGEST_QUERY_DAYS"],
             min_visitors=config["SUGGEST_MIN_VISITORS"],
         )
-        sync_searcher()  # titles only: no need to follow the active model version here
+        if not follower_runs():  # else the follower keeps the catalog
+            sync_searcher()  # titles only: no need to follow the active model version here
         # A C-level copy of the dict, atomic under the GIL while a sync applies changes.
         cards = list(searcher_state().searcher.cards.values())
     except SQLAlchemyError as exc:

@@ -13,7 +13,9 @@ take a sync lock or run a sync query.
 3. the signal counts mirror (webapp.services.signal_sync);
 4. the context ranker (webapp.services.context_ranking);
 5. the running experiment (webapp.services.assignment) and the suggestion index
-   (webapp.services.instant_suggest), which a process without a follower refreshes on demand.
+   (webapp.services.instant_suggest; its rebuild, a second or more, in a thread of its own
+   so the catalog sync is not held back), which a process without a follower refreshes on
+   demand.
 
 The Searcher in a snapshot is the worker's one Searcher: only this thread and the version
 loaders it starts change it, and a search reads each of its references once (see Searcher),
@@ -77,12 +79,12 @@ def sync_serving_state() -> None:
 
 def _follow_once() -> None:
     from webapp.services.assignment import refresh_running_experiment
-    from webapp.services.instant_suggest import refresh_suggestions_if_due
+    from webapp.services.instant_suggest import refresh_suggestions_in_background
 
     sync_serving_state()
     reconcile_if_due()
     refresh_running_experiment()
-    refresh_suggestions_if_due()
+    refresh_suggestions_in_background()
 
 
 class ServingFollower:
