@@ -29,6 +29,7 @@ def post_worker_init(worker) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from webapp.services.search_log import start_search_log
+    from webapp.services.serving_follower import start_follower
     from webapp.services.serving_version import warm_up
 
     with worker.wsgi.app_context():
@@ -40,6 +41,9 @@ def post_worker_init(worker) -> None:
             worker.log.warning("search index not warmed: %s", exc)
     # Searches are journaled and stored after the response; also stores dead workers' journals.
     start_search_log(worker.wsgi)
+    # Every sync of the serving state (catalog, versions, signals, experiment, suggestions) runs
+    # in this thread from now on; requests only read the snapshot it publishes.
+    start_follower(worker.wsgi)
     # The indexes, model and catalog just loaded live as long as the worker: moved out of the
     # collector's reach, so a full collection walks only what requests made since (it walked
     # all of it, a pause of 0.1-0.2 s of CPU that stalled every request of the worker).
@@ -53,7 +57,9 @@ def worker_exit(server, worker) -> None:
 
     from webapp.services.impression_flush import stop_impression_writer
     from webapp.services.search_log import stop_search_log
+    from webapp.services.serving_follower import stop_follower
 
+    stop_follower(worker.wsgi)
     try:
         stop_search_log(worker.wsgi)
     except SQLAlchemyError as exc:  # the journal stays on disk; the next worker to start stores it

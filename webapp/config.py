@@ -51,8 +51,15 @@ def load_config(overrides: dict | None = None) -> dict:
         "SEARCH_LOG_FLUSH_SECONDS": float(env.get("KAIROS_SEARCH_LOG_FLUSH_SECONDS", "0.1")),
         "SEARCH_LOG_WAIT_SECONDS": float(env.get("KAIROS_SEARCH_LOG_WAIT_SECONDS", "2")),
         "SEARCH_LOG_DIR": env.get("KAIROS_SEARCH_LOG_DIR", ""),  # default: <instance>/searchlog
-        # How often a web worker looks for catalog changes; keeps new products searchable within a second.
-        "INDEX_SYNC_SECONDS": float(env.get("KAIROS_INDEX_SYNC_SECONDS", "0.5")),
+        # How often a web worker reads the catalog change feed (one indexed query, off the request
+        # path in a gunicorn worker); keeps a saved product searchable everywhere within a second.
+        "INDEX_SYNC_SECONDS": float(env.get("KAIROS_INDEX_SYNC_SECONDS", "0.25")),
+        # How often a worker's follower compares the whole catalog with its index (0: never),
+        # repairing a change written around the change feed.
+        "CATALOG_RECONCILE_SECONDS": float(env.get("KAIROS_CATALOG_RECONCILE_SECONDS", "300")),
+        # How often a gunicorn worker's follower thread runs the syncs that are due (0: requests
+        # sync on demand); webapp/services/serving_follower.py.
+        "SERVING_FOLLOW_SECONDS": float(env.get("KAIROS_SERVING_FOLLOW_SECONDS", "0.1")),
         "EVENTS_MAX_BATCH": 100,
         # Time-sensitive ranking (engine/ranking, webapp/services/signals.py, context_ranking.py):
         # decayed counts at two half-lives (seconds), mirrored into every web worker this often;

@@ -7,6 +7,7 @@ from functools import cached_property
 
 from engine.ranking.context import ProductFacts
 from engine.serving.bundle import ServingBundle
+from engine.serving.hybrid import product_numbers, title_stems
 from engine.serving.lexical import Filters, LexicalDoc
 from engine.serving.product_text import product_text
 
@@ -44,6 +45,22 @@ class ProductCard:
             category=self.category,
             price=self.price,
         )
+
+    @property
+    def words(self) -> tuple[str, str, str, str, str]:
+        """The fields a product is indexed and embedded from; a change elsewhere (price, stock,
+        rating, stamps) needs neither a new vector nor a look at other queries' results."""
+        return (self.title, self.brand, self.category, self.bullet_points, self.description)
+
+    @cached_property
+    def title_stems(self) -> frozenset[str]:
+        """The title's folded words for the ranker's title_match feature, made once per card."""
+        return title_stems(self.title)
+
+    @cached_property
+    def ranker_numbers(self) -> tuple[float, float]:
+        """The ranker's rating and popularity columns, made once per card."""
+        return product_numbers(self.rating, self.rating_count)
 
     def lexical_doc(self) -> LexicalDoc:
         return LexicalDoc(

@@ -44,6 +44,10 @@ class Filters:
     def is_empty(self) -> bool:
         return not self.brands and self.price_min is None and self.price_max is None and self.rating_min is None
 
+    def reads_numbers(self) -> bool:
+        """Whether a product's price or rating decides if it passes (its words do not suffice)."""
+        return self.price_min is not None or self.price_max is not None or self.rating_min is not None
+
 
 @dataclass
 class LexicalResult:

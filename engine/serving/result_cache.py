@@ -6,8 +6,12 @@ can be reused until the catalog or the bundles change, while stage 2 (signals, f
 the shopper's profile) still runs on every search: results stay fresh, the costly part
 (query encoding, vector and BM25 search, heads, fusion, brand facets) runs once.
 
-Invalidation is by generation: every catalog or bundle change bumps it and empties the
-cache, and a result computed while a change happened is not stored (it may mix both states).
+Invalidation is by generation: every catalog or bundle change bumps it, and a result
+computed while a change happened is not stored (it may mix both states). A change to a
+product's words (or an added or removed product) can move any query, so it empties the
+cache; a change to its numbers only (price, rating, stock stamps) drops just the entries it
+can reach (`forget_products`): those that considered the product, those whose filters read
+numbers, and browsing without words (ordered by rating counts).
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ class StageOne:
     fuzzy: bool
     brand_counts: dict[str, int]
     ranker: str
+    # Every product stage 1 considered (dense and lexical candidates, before the cut), and
+    # whether its filters read price or rating: what a change of numbers can reach.
+    considered: frozenset[int] = frozenset()
+    reads_numbers: bool = True
     # Stage 2's candidates and their catalog facts per pool size, made by the first search that
     # needs them: they change only with the catalog, and a catalog change empties the cache.
     _stage_two: dict[int, Candidates] = field(default_factory=dict, compare=False, repr=False)
@@ -88,6 +96,15 @@ class StageOneCache:
         with self._lock:
             self._generation += 1
             self._entries.clear()
+
+    def forget_products(self, product_ids: set[int]) -> int:
+        """Forget the results a change of these products' numbers (not words) can alter; returns how many."""
+        with self._lock:
+            self._generation += 1
+            stale = [k for k, v in self._entries.items() if v.reads_numbers or not product_ids.isdisjoint(v.considered)]
+            for key in stale:
+                del self._entries[key]
+            return len(stale)
 
     def __len__(self) -> int:
         return len(self._entries)

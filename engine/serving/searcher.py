@@ -18,7 +18,7 @@ from engine.serving.bundle import ServingBundle
 from engine.serving.cards import ProductCard, card_text, embed_cards, passes
 from engine.serving.facets import ranked_brand_facets
 from engine.serving.heads import candidate_head_scores
-from engine.serving.hybrid import CandidateSignals, candidate_ids, feature_matrix, fuse
+from engine.serving.hybrid import candidate_ids, feature_matrix, fuse
 from engine.serving.lexical import Filters, LexicalIndex, LexicalResult
 from engine.serving.result_cache import StageOne, StageOneCache
 
@@ -129,23 +129,32 @@ class Searcher:
         return held
 
     def apply_changes(self, cards: list[ProductCard], removed_ids: list[int]) -> int:
-        """Add or replace products and drop removed ones; searches see them on return."""
+        """Add or replace products and drop removed ones; searches see them on return.
+
+        Only a product whose words changed (or that a bundle lacks) is embedded again: a new
+        price, stock or rating updates its card and index entry without the encoder, and
+        forgets only the cached results it can reach.
+        """
         with self._lock:
             changed = [c for c in cards if self.cards.get(c.id) != c]
             gone = [i for i in removed_ids if i in self.cards]
             if not changed and not gone:
                 return 0
+            reworded = {c.id for c in changed if c.id not in self.cards or self.cards[c.id].words != c.words}
             for bundle in self._bundles():
-                # A product added or edited after the version was built gets its vector now,
+                # A product added or reworded after the version was built gets its vector now,
                 # from the same encoder, so it is findable by meaning within the sync interval.
-                embed_cards(bundle, [c for c in changed if c.id not in bundle.vectors or c.id in self.cards])
+                embed_cards(bundle, [c for c in changed if c.id in reworded or c.id not in bundle.vectors])
                 bundle.vectors.remove(gone)
             self.lexical.upsert([c.lexical_doc() for c in changed], removed_ids=gone)
             for card in changed:
                 self.cards[card.id] = card
             for product_id in gone:
                 del self.cards[product_id]
-            self.result_cache.invalidate()
+            if reworded or gone:
+                self.result_cache.invalidate()  # new words can move any query
+            else:
+                self.result_cache.forget_products({c.id for c in changed})
             return len(changed) + len(gone)
 
     @property
@@ -173,43 +182,42 @@ class Searcher:
         bundle overrides the attached one for this search (an A/B variant's version); mode
         overrides the bundle's retrieval mode.
         """
-        filters = filters or Filters()
+        hits, result, ranker, _ = self._retrieve(text, filters or Filters(), limit, mode, bundle)
+        return hits, result, ranker
+
+    def _retrieve(
+        self, text: str, filters: Filters, limit: int | None, mode: str | None, bundle: ServingBundle | None
+    ) -> tuple[list[tuple[int, float]], LexicalResult, str, frozenset[int]]:
+        """retrieve()'s answer and every product it considered (what a change of numbers can reach)."""
         limit = limit or self.candidates
         bundle = bundle or self.bundle
         mode = mode or (bundle.retrieval_mode if bundle is not None else "lexical")
         result = self.lexical.search(text, filters, limit=limit)
         lexical_hits = [(pid, score) for pid, score in result.hits if pid in self.cards]
+        lexical_ids = frozenset(pid for pid, _ in lexical_hits)
         if not text.strip():
             # Browsing without words: show what shoppers trust most first.
-            return sorted(lexical_hits, key=lambda h: -self.cards[h[0]].rating_count), result, "popularity"
+            ordered = sorted(lexical_hits, key=lambda h: -self.cards[h[0]].rating_count)
+            return ordered, result, "popularity", lexical_ids
         if mode == "lexical" or bundle is None:
-            return lexical_hits, result, "lexical"
+            return lexical_hits, result, "lexical", lexical_ids
         dense_hits = self._dense(bundle, text, filters, limit)
+        considered = lexical_ids | {pid for pid, _ in dense_hits}
         if mode == "dense":
-            return dense_hits, result, bundle.ranker_label(mode)
+            return dense_hits, result, bundle.ranker_label(mode), considered
         ranker = bundle.ranker if mode == "hybrid" else None  # "rrf" forces the fusion baseline
-        signals, exact = self._signals(bundle, text, dense_hits, lexical_hits) if ranker else ({}, None)
-        fused = fuse(text, dense_hits, lexical_hits, signals, ranker, exact)
-        return fused[:limit], result, bundle.ranker_label(mode)
+        heads, exact = self._heads_and_exact(bundle, text, dense_hits, lexical_hits) if ranker else ({}, None)
+        fused = fuse(text, dense_hits, lexical_hits, self.cards, ranker, exact, heads)
+        return fused[:limit], result, bundle.ranker_label(mode), considered
 
-    def _signals(
+    def _heads_and_exact(
         self, bundle: ServingBundle, text: str, dense_hits: list, lexical_hits: list
-    ) -> tuple[dict[int, CandidateSignals], dict[int, float]]:
+    ) -> tuple[dict[str, dict[int, float]], dict[int, float]]:
+        """The heads' scores by product and the exact cosines of the lexical hits (the cards give the rest)."""
         query = bundle.encoder.encode_query(text)  # cached: the dense search encoded it already
         heads = candidate_head_scores(bundle.heads, bundle.ranker, bundle.vectors, query, dense_hits, lexical_hits)
-        click, purchase = heads.get("click", {}), heads.get("purchase", {})
-        signals = {
-            pid: CandidateSignals(
-                self.cards[pid].rating,
-                self.cards[pid].rating_count,
-                self.cards[pid].title,
-                click=click.get(pid, 0.0),
-                purchase=purchase.get(pid, 0.0),
-            )
-            for pid in candidate_ids(dense_hits, lexical_hits)
-        }
         exact = bundle.vectors.scores(query, [pid for pid, _ in lexical_hits])
-        return signals, exact
+        return heads, exact
 
     def candidate_features(self, text: str, limit: int | None = None) -> tuple[list[int], np.ndarray]:
         """The hybrid candidates of a query and their ranker features (to fit a ranker on labels)."""
@@ -219,9 +227,9 @@ class Searcher:
         limit = limit or self.candidates
         lexical_hits = [(p, s) for p, s in self.lexical.search(text, limit=limit).hits if p in self.cards]
         dense_hits = self._dense(bundle, text, Filters(), limit)
-        signals, exact = self._signals(bundle, text, dense_hits, lexical_hits)
+        heads, exact = self._heads_and_exact(bundle, text, dense_hits, lexical_hits)
         ids = candidate_ids(dense_hits, lexical_hits)
-        return ids, feature_matrix(text, ids, dense_hits, lexical_hits, signals, exact)
+        return ids, feature_matrix(text, ids, dense_hits, lexical_hits, self.cards, exact, heads)
 
     def _sorted(self, hits: list[tuple[int, float]], sort: str, ranker: str) -> list[tuple[int, float]]:
         if sort == "relevance" or not hits:
@@ -288,8 +296,9 @@ class Searcher:
         if cached is not None:
             return cached
         generation = self.result_cache.generation  # read before: a change meanwhile keeps this result out
-        hits, result, ranker = self.retrieve(text, filters, mode=mode, bundle=bundle)
-        found = StageOne(tuple(hits), result.total, result.fuzzy, result.brand_counts, ranker)
+        hits, result, ranker, considered = self._retrieve(text, filters, None, mode, bundle)
+        numbers = not text.strip() or filters.reads_numbers()  # browsing orders by rating counts
+        found = StageOne(tuple(hits), result.total, result.fuzzy, result.brand_counts, ranker, considered, numbers)
         self.result_cache.put(key, found, generation)
         return found
 

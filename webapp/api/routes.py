@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from flask import current_app, jsonify, request
-from sqlalchemy import text
 
 from webapp.api import bp
 from webapp.errors import InputError
-from webapp.extensions import db
 from webapp.security import public_rate_limit
 from webapp.services.events import record_events
 from webapp.services.search import search_and_log
 from webapp.services.search_params import parse_search_args, parse_spell_arg
+from webapp.services.serving_health import readiness
 from webapp.visitors import current_visitor_id, feedback_visitor_id, visitor_has_no_feedback
 
 
@@ -69,6 +68,6 @@ def events():
 
 @bp.get("/health")
 def health():
-    """Liveness and database reachability for load balancers."""
-    db.session.execute(text("SELECT 1"))
-    return jsonify({"status": "ok"})
+    """Readiness for load balancers: 503 when this worker cannot serve the active model version."""
+    body, code = readiness()
+    return jsonify(body), code

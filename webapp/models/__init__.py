@@ -14,7 +14,7 @@ from webapp.models.activity import (
 )
 from webapp.models.admin import ADMIN_ROLES, AdminUser
 from webapp.models.base import epoch, utcnow
-from webapp.models.catalog import PRODUCT_FIELDS, Product
+from webapp.models.catalog import PRODUCT_FIELDS, CatalogChange, Product
 from webapp.models.experiments import (
     EXPERIMENT_STATUSES,
     Experiment,
@@ -34,6 +34,7 @@ __all__ = [
     "QuerySignal",
     "EXPERIMENT_STATUSES",
     "AdminUser",
+    "CatalogChange",
     "Experiment",
     "ExperimentAssignment",
     "ExperimentSnapshot",

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text, true
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -54,3 +54,19 @@ class Product(db.Model):
         data = {name: getattr(self, name) for name in PRODUCT_FIELDS}
         data.update(id=self.id, external_id=self.external_id, is_active=self.is_active)
         return data
+
+
+class CatalogChange(db.Model):
+    """One product saved, numbered in commit order: the feed web workers read as "changes after N".
+
+    Written in the transaction that saves the product (webapp.models.product_changes), so a
+    change and its number commit together, however late and whatever its updated_at says.
+    """
+
+    __tablename__ = "catalog_changes"
+    # SQLite: AUTOINCREMENT, so a number is never handed out twice even after the newest rows are pruned.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(Integer)  # no foreign key: the feed outlives what it names
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.serving.bundle import ServingBundle
 from webapp.extensions import db
 from webapp.models import Experiment, ExperimentAssignment, ExperimentVariant
+from webapp.services.search_index import follower_runs
 from webapp.services.serving_version import held_bundle
 
 CACHE_SECONDS = 1.0  # default for EXPERIMENT_CACHE_SECONDS: a started or stopped experiment reaches every worker
@@ -111,14 +112,23 @@ def _load_running() -> LiveExperiment | None:
 
 
 def running_experiment() -> LiveExperiment | None:
-    """The running experiment as this worker saw it at most EXPERIMENT_CACHE_SECONDS ago."""
+    """The running experiment as this worker saw it at most EXPERIMENT_CACHE_SECONDS ago.
+
+    With a follower (webapp.services.serving_follower) refreshing it, the copy it keeps.
+    """
+    app = current_app._get_current_object()
+    cached = app.extensions.get(_CACHE_KEY)
+    if cached is not None and (time.monotonic() < cached[0] or follower_runs()):
+        return cached[1]
+    return refresh_running_experiment()
+
+
+def refresh_running_experiment() -> LiveExperiment | None:
+    """This worker's copy of the running experiment, read again once it is EXPERIMENT_CACHE_SECONDS old."""
     app = current_app._get_current_object()
     ttl = float(app.config.get("EXPERIMENT_CACHE_SECONDS", CACHE_SECONDS))
-    cached = app.extensions.get(_CACHE_KEY)
     now = time.monotonic()
-    if cached is not None and now < cached[0]:
-        return cached[1]
-    with _CACHE_LOCK:  # one request thread refreshes; the others wait for its answer
+    with _CACHE_LOCK:  # one thread refreshes; the others wait for its answer
         cached = app.extensions.get(_CACHE_KEY)
         if cached is not None and now < cached[0]:
             return cached[1]

@@ -1,8 +1,9 @@
 """Catalog management from the admin: list, create, edit, (de)activate, import an upload.
 
-Every change stamps the product's updated_at. That stamp is all the web workers need:
-each one polls for changed rows (webapp.services.search_index) and applies them to its
-in-memory Searcher, whose apply_changes also embeds a new or edited product in process
+Every change is numbered in the catalog change feed in its own transaction
+(webapp.models.product_changes). That is all the web workers need: each one reads the
+products saved after the last number it applied (webapp.services.search_index) into its
+in-memory Searcher, whose apply_changes also embeds a new or reworded product in process
 through the active version's ONNX product encoder, so the change is searchable by words
 and by meaning in every worker within INDEX_SYNC_SECONDS.
 """
@@ -106,7 +107,7 @@ def update_product(product_id: int, form: Mapping[str, str]) -> tuple[Product, b
     if changed:
         for name, value in changed.items():
             setattr(product, name, value)
-        product.updated_at = utcnow()  # every worker's index sync keys on this stamp
+        product.updated_at = utcnow()
         db.session.commit()
     return product, bool(changed)
 

@@ -1,8 +1,9 @@
-"""Each web worker's instant-search suggestions (engine.serving.suggest), kept fresh on the request path.
+"""Each web worker's instant-search suggestions (engine.serving.suggest), kept fresh.
 
 The queries are those the suggestion rule lets every shopper see (webapp.services.suggestions:
 distinct visitors, networks and hours, with results, minus the admin's blocklist).
-Whichever request finds the index older than SUGGEST_REFRESH_SECONDS rebuilds it; requests
+A gunicorn worker's follower thread rebuilds them (webapp.services.serving_follower);
+without one, whichever request finds the index older than SUGGEST_REFRESH_SECONDS rebuilds it; requests
 meanwhile keep answering from the current index (the build lock is one they never wait on,
 except before the very first index exists). A refresh re-reads the popular queries (a few
 milliseconds to index); the product titles' part is rebuilt only when the worker's catalog
@@ -11,6 +12,7 @@ changed since the previous refresh.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -22,7 +24,7 @@ from werkzeug.datastructures import MultiDict
 from engine.serving.suggest import SuggestEntry, SuggestIndex, Suggestion
 from webapp.errors import InputError
 from webapp.extensions import db
-from webapp.services.search_index import searcher_state, sync_searcher
+from webapp.services.search_index import follower_runs, searcher_state, sync_searcher
 from webapp.services.search_params import MAX_QUERY_CHARS
 from webapp.services.suggestions import popular_query_counts
 
@@ -30,6 +32,8 @@ DEFAULT_LIMIT = 8
 MAX_LIMIT = 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NEVER = float("-inf")  # monotonic() counts from boot: 0.0 could look fresh
+
+log = logging.getLogger(__name__)
 
 
 class _SuggestState:
@@ -71,11 +75,23 @@ def suggest_state() -> _SuggestState:
 
 
 def current_suggest_index() -> SuggestIndex:
-    """This worker's suggestion index, rebuilt first if it is older than SUGGEST_REFRESH_SECONDS."""
+    """This worker's suggestion index, rebuilt first if it is older than SUGGEST_REFRESH_SECONDS.
+
+    With a follower (webapp.services.serving_follower) rebuilding it, the index it built.
+    """
+    state = suggest_state()
+    if state.built_at != _NEVER and follower_runs():
+        return state.index
+    refresh_suggestions_if_due()
+    return state.index
+
+
+def refresh_suggestions_if_due() -> None:
+    """Rebuild the index if it is older than SUGGEST_REFRESH_SECONDS (never waiting on another builder)."""
     state = suggest_state()
     interval = current_app.config["SUGGEST_REFRESH_SECONDS"]
     if time.monotonic() - state.built_at < interval:
-        return state.index
+        return
     # Only before the first index exists is there nothing better to answer from than waiting.
     if state.building.acquire(blocking=state.built_at == _NEVER):
         try:
@@ -83,7 +99,33 @@ def current_suggest_index() -> SuggestIndex:
                 refresh_suggest_index(state)
         finally:
             state.building.release()
-    return state.index
+
+
+def refresh_suggestions_in_background() -> threading.Thread | None:
+    """The follower's step: start a due rebuild in a thread of its own, unless one is running.
+
+    Rebuilding the titles' part takes a second or more; in the follower's own thread it would
+    hold back the catalog sync that long.
+    """
+    state = suggest_state()
+    app = current_app._get_current_object()
+    interval = app.config["SUGGEST_REFRESH_SECONDS"]
+    if time.monotonic() - state.built_at < interval or not state.building.acquire(blocking=False):
+        return None
+
+    def rebuild() -> None:
+        try:
+            with app.app_context():
+                if time.monotonic() - state.built_at >= interval:
+                    refresh_suggest_index(state)
+        except Exception:  # the previous index keeps answering; the next due step tries again
+            log.exception("suggestions not rebuilt")
+        finally:
+            state.building.release()
+
+    thread = threading.Thread(target=rebuild, name="suggest-rebuild", daemon=True)
+    thread.start()
+    return thread
 
 
 def refresh_suggest_index(state: _SuggestState) -> None:
@@ -95,7 +137,8 @@ def refresh_suggest_index(state: _SuggestState) -> None:
             days=config["SUGGEST_QUERY_DAYS"],
             min_visitors=config["SUGGEST_MIN_VISITORS"],
         )
-        sync_searcher()  # titles only: no need to follow the active model version here
+        if not follower_runs():  # else the follower keeps the catalog
+            sync_searcher()  # titles only: no need to follow the active model version here
         # A C-level copy of the dict, atomic under the GIL while a sync applies changes.
         cards = list(searcher_state().searcher.cards.values())
     except SQLAlchemyError as exc:
