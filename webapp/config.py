@@ -69,6 +69,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "SIGNAL_STORE_URL": env.get("KAIROS_SIGNAL_STORE_URL", ""),
         "EVENT_MAX_FUTURE_SECONDS": float(env.get("KAIROS_EVENT_MAX_FUTURE_SECONDS", "300")),
         "EVENT_MAX_AGE_DAYS": float(env.get("KAIROS_EVENT_MAX_AGE_DAYS", "7")),
+        # A visitor with more purchases (add-to-carts) than this within the window is flagged and
+        # their feedback kept out of learning, signals and experiments (webapp.services.feedback_trust).
+        "FEEDBACK_MAX_PURCHASES": int(env.get("KAIROS_FEEDBACK_MAX_PURCHASES", "60")),
+        "FEEDBACK_MAX_ADD_TO_CARTS": int(env.get("KAIROS_FEEDBACK_MAX_ADD_TO_CARTS", "120")),
+        "FEEDBACK_RATE_WINDOW_SECONDS": float(env.get("KAIROS_FEEDBACK_RATE_WINDOW_SECONDS", "3600")),
         # Stage 2 on or off (off: stage-1 relevance only, no context features logged).
         "CONTEXT_RANKING": env.get("KAIROS_CONTEXT_RANKING", "1") not in ("0", "false", "no"),
         # The shopper's session profile: interactions within this window, at most this many.

@@ -1,7 +1,7 @@
 """Typed SQLAlchemy models, split by domain."""
 
 from webapp.models import product_changes  # noqa: F401  (registers the price-cut / restock flush hook)
-from webapp.models.activity import EVENT_TYPES, Event, IdBlock, Impression, SearchQuery, Visitor
+from webapp.models.activity import EVENT_TYPES, Event, IdBlock, Impression, ProductView, SearchQuery, Visitor
 from webapp.models.admin import ADMIN_ROLES, AdminUser
 from webapp.models.base import epoch, utcnow
 from webapp.models.catalog import PRODUCT_FIELDS, Product
@@ -37,6 +37,7 @@ __all__ = [
     "Job",
     "ModelVersion",
     "Product",
+    "ProductView",
     "SearchQuery",
     "Visitor",
     "epoch",

@@ -28,6 +28,7 @@ from engine.training.click_model import fit_pbm
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import ContextRankerFit, Event, Impression, Job, SearchQuery, utcnow
+from webapp.services.feedback_trust import trusted_events
 from webapp.services.jobs import start_job
 
 Progress = Callable[[int, int], None]
@@ -86,7 +87,7 @@ def _gains(search_ids: list[int]) -> dict[tuple[int, int], int]:
     """The best engagement per (search, product)."""
     best: dict[tuple[int, int], int] = {}
     rows = db.session.execute(
-        select(Event.search_id, Event.product_id, Event.type).where(Event.search_id.in_(search_ids))
+        select(Event.search_id, Event.product_id, Event.type).where(Event.search_id.in_(search_ids), trusted_events())
     )
     for row in rows:
         key = (row.search_id, row.product_id)
