@@ -124,6 +124,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_UPLOAD_MB", "50")) * 1024 * 1024,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
         "ADMIN_LOGIN_LIMIT": env.get("KAIROS_ADMIN_LOGIN_LIMIT", "5 per minute"),
+        # An admin sign-in ends this long after the password was given (the cookie itself lasts
+        # as long as the visitor id); destructive actions ask for it again after the shorter window.
+        "ADMIN_SESSION_HOURS": float(env.get("KAIROS_ADMIN_SESSION_HOURS", "8")),
+        "ADMIN_REAUTH_MINUTES": float(env.get("KAIROS_ADMIN_REAUTH_MINUTES", "15")),
         # Public limits (webapp/security.py): per visitor cookie, and per client address across
         # search and events. Behind a proxy set KAIROS_PROXY_HOPS, or every shopper shares its address.
         "SEARCH_RATE_LIMIT": env.get("KAIROS_SEARCH_RATE_LIMIT", "120 per minute"),
