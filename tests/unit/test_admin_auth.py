@@ -268,7 +268,9 @@ def test_destructive_actions_ask_for_the_password_again(app, client, login, make
     product = make_product()
     with client.session_transaction() as session:
         session["admin_confirmed_at"] -= app.config["ADMIN_REAUTH_MINUTES"] * 60 + 1
-    hide = client.post(f"/admin/catalog/{product.id}/active", data={"active": "0"}, headers={"Referer": "/admin/catalog"})
+    hide = client.post(
+        f"/admin/catalog/{product.id}/active", data={"active": "0"}, headers={"Referer": "/admin/catalog"}
+    )
     assert hide.status_code == 302 and hide.headers["Location"].startswith("/admin/reauth?next=/admin/catalog")
     as_json = client.post(f"/admin/models/{product.id}/activate", headers={"Accept": "application/json"})
     assert as_json.status_code == 401 and as_json.get_json()["error"] == "re-authentication required"
