@@ -123,6 +123,9 @@ def load_config(overrides: dict | None = None) -> dict:
         # (Redis in production so every web worker shares the count; memory:// is per process).
         "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_UPLOAD_MB", "50")) * 1024 * 1024,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
+        # Activation refuses a version whose quick quality check (dense NDCG@10 on a few train
+        # queries) falls more than this below the figure recorded at its build.
+        "ACTIVATION_MAX_PROBE_DROP": float(env.get("KAIROS_ACTIVATION_MAX_PROBE_DROP", "0.05")),
         "ADMIN_LOGIN_LIMIT": env.get("KAIROS_ADMIN_LOGIN_LIMIT", "5 per minute"),
         # An admin sign-in ends this long after the password was given (the cookie itself lasts
         # as long as the visitor id); destructive actions ask for it again after the shorter window.
