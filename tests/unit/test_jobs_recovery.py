@@ -214,3 +214,13 @@ def test_the_admin_shows_a_lost_worker(app, client, login):
     assert "worker lost" in page
     state = client.get(f"/admin/jobs/{lost.id}.json").get_json()
     assert state["status"] == "failed" and state["worker_lost"] is True
+
+
+def test_a_lost_fine_tune_fails_the_version_it_was_building(app):
+    building = ModelVersion(name="fine-tune of v1", status="building")
+    db.session.add(building)
+    db.session.commit()
+    limit = JOB_KINDS["fine_tune"].time_limit / 60
+    lost = _silent_job("fine_tune", limit + 1, limit + 30, result={"version_id": building.id, "logs": []})
+    assert [j.id for j in fail_stale_jobs()] == [lost.id]
+    assert db.session.get(ModelVersion, building.id).status == "failed"

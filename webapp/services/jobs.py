@@ -91,9 +91,11 @@ def requeue_stale_jobs(older_than_seconds: float) -> list[Job]:
 
 
 def _fail(job: Job, reason: str) -> None:
-    """Fail a job in the session; a build's version that will now never finish is failed too."""
+    """Fail a job in the session; the version it was building, which will now never finish, is failed too."""
     job.status, job.error, job.finished_at = "failed", reason[:5000], utcnow()
-    version_id = (job.params or {}).get("version_id") if job.kind == "build_version" else None
+    # A build names its version in its params; a fine-tune remembers the one it created in its result.
+    holder = {"build_version": job.params, "fine_tune": job.result}.get(job.kind) or {}
+    version_id = holder.get("version_id")
     version = db.session.get(ModelVersion, version_id) if isinstance(version_id, int) else None
     if version is not None and version.status == "building":
         version.status, version.metrics = "failed", {**(version.metrics or {}), "error": reason[:2000]}
