@@ -34,6 +34,9 @@ def upgrade():
     with op.batch_alter_table("visitors", schema=None) as batch_op:
         batch_op.add_column(sa.Column("feedback_flagged_at", sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column("feedback_flag_reason", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("rate_window_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("window_purchases", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("window_add_to_carts", sa.Integer(), server_default="0", nullable=False))
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("flagged", sa.Boolean(), server_default=sa.false(), nullable=False))
     with op.batch_alter_table("admin_users", schema=None) as batch_op:
@@ -50,6 +53,9 @@ def downgrade():
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_column("flagged")
     with op.batch_alter_table("visitors", schema=None) as batch_op:
+        batch_op.drop_column("window_add_to_carts")
+        batch_op.drop_column("window_purchases")
+        batch_op.drop_column("rate_window_at")
         batch_op.drop_column("feedback_flag_reason")
         batch_op.drop_column("feedback_flagged_at")
     with op.batch_alter_table("product_views", schema=None) as batch_op:

@@ -101,3 +101,24 @@ def test_a_plausible_shopper_is_not_flagged(client, shop):
         assert post(client, body).status_code == 201
     assert not any(db.session.scalars(select(Event.flagged)).all())
     assert purchase_signal() == pytest.approx(BOUND, rel=1e-3)
+
+
+def test_clearing_the_history_between_batches_does_not_reset_the_count(app, client, shop):
+    for _ in range(3):  # 4 + 4 (the bound is 5): the second batch passes it although the first was unlinked
+        client.get("/product/MUG1")
+        assert post(client, [{"type": "purchase", "product_id": "MUG1"}] * 4).status_code == 201
+        client.post("/history/clear")
+    assert db.session.scalar(select(Visitor.feedback_flagged_at)) is not None
+    assert purchase_signal() == pytest.approx(4, rel=1e-3)  # only the first batch was counted
+
+
+def test_a_new_window_starts_a_new_count(app, client, shop):
+    client.get("/product/MUG1")
+    assert post(client, [{"type": "purchase", "product_id": "MUG1"}] * 4).status_code == 201
+    visitor = db.session.scalar(select(Visitor))
+    visitor.rate_window_at = utcnow() - timedelta(seconds=app.config["FEEDBACK_RATE_WINDOW_SECONDS"] + 1)
+    db.session.commit()
+    assert post(client, [{"type": "purchase", "product_id": "MUG1"}] * 4).status_code == 201
+    db.session.expire_all()
+    assert db.session.scalar(select(Visitor.feedback_flagged_at)) is None
+    assert db.session.scalar(select(Visitor.window_purchases)) == 4

@@ -25,6 +25,11 @@ class Visitor(db.Model):
     # from then on every event of theirs is stored flagged, out of learning, signals and experiments.
     feedback_flagged_at: Mapped[datetime | None] = mapped_column(DateTime)
     feedback_flag_reason: Mapped[str | None] = mapped_column(String(200))
+    # Their purchases and add-to-carts in the current rate window, counted on the row so that
+    # clearing their history (which unlinks their events) does not reset the count.
+    rate_window_at: Mapped[datetime | None] = mapped_column(DateTime)
+    window_purchases: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    window_add_to_carts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SearchQuery(db.Model):

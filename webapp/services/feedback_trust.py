@@ -4,8 +4,9 @@ plausible rate.
 An event with a search id is checked against that search's impressions (webapp.services.events).
 One without must name a product its visitor was shown: a product page the server rendered for
 them (a ProductView row, written here) or a product in one of their searches' results; any
-other is refused. A visitor whose purchases or add-to-carts within the window pass the
-configured bound is flagged: their window's events and every later one are stored with
+other is refused. Each visitor's purchases and add-to-carts are counted on their row per rate
+window (clearing their history, which unlinks their events, does not reset it); a visitor whose
+count passes the configured bound is flagged: their window's events and every later one are stored with
 `flagged` set, and nothing that learns or judges (training exports, the context ranker's fit,
 signals and their rebuild, experiment metrics) reads a flagged event (`trusted_events`).
 Counts already added to the live signals before the bound was passed stay there (at most the
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.extensions import db
@@ -69,24 +70,40 @@ def rate_bounds() -> dict[str, int]:
     return {"purchase": config["FEEDBACK_MAX_PURCHASES"], "add_to_cart": config["FEEDBACK_MAX_ADD_TO_CARTS"]}
 
 
+_COUNTERS = {"purchase": Visitor.window_purchases, "add_to_cart": Visitor.window_add_to_carts}
+
+
+def _count_in_window(visitor_id: str, batch: Counter, now: datetime) -> tuple[datetime, dict[str, int]]:
+    """Add the batch to the visitor's counts in their current window (a new one once it has
+    passed), in one atomic UPDATE (concurrent batches never lose a count); the window's start
+    and the counts after it."""
+    since = now - timedelta(seconds=current_app.config["FEEDBACK_RATE_WINDOW_SECONDS"])
+    expired = or_(Visitor.rate_window_at.is_(None), Visitor.rate_window_at < since)
+    values = {
+        column.key: case((expired, batch[kind]), else_=column + batch[kind]) for kind, column in _COUNTERS.items()
+    }
+    row = db.session.execute(
+        update(Visitor)
+        .where(Visitor.id == visitor_id)
+        .values(rate_window_at=case((expired, now), else_=Visitor.rate_window_at), **values)
+        .returning(Visitor.rate_window_at, *_COUNTERS.values())
+        .execution_options(synchronize_session=False)
+    ).one()
+    return row[0], dict(zip(_COUNTERS, row[1:], strict=True))
+
+
 def flag_if_implausible(visitor_id: str, types: Iterable[str], now: datetime) -> bool:
     """Whether this batch's events must be stored flagged; flags the visitor (and their window's
-    events) when the batch takes a bounded type past its bound. Runs in the caller's transaction."""
+    events) when the batch takes a bounded type past its bound. Runs in the caller's transaction,
+    after the visitor's row exists."""
     flagged_at = db.session.scalar(select(Visitor.feedback_flagged_at).where(Visitor.id == visitor_id))
     if flagged_at is not None:
         return True
-    batch = Counter(t for t in types if t in rate_bounds())
+    batch = Counter(t for t in types if t in _COUNTERS)
     if not batch:
         return False
-    since = now - timedelta(seconds=current_app.config["FEEDBACK_RATE_WINDOW_SECONDS"])
-    earlier = dict(
-        db.session.execute(
-            select(Event.type, func.count())
-            .where(Event.visitor_id == visitor_id, Event.type.in_(batch), Event.created_at >= since)
-            .group_by(Event.type)
-        ).all()
-    )
-    over = [(t, earlier.get(t, 0) + n) for t, n in batch.items() if earlier.get(t, 0) + n > rate_bounds()[t]]
+    since, counts = _count_in_window(visitor_id, batch, now)
+    over = [(kind, counts[kind]) for kind in batch if counts[kind] > rate_bounds()[kind]]
     if not over:
         return False
     reason = "; ".join(f"{count} {kind} events within {since:%H:%M}-{now:%H:%M} UTC" for kind, count in over)
