@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from sqlalchemy import select
 
 from webapp import create_app
 from webapp.extensions import db
@@ -96,6 +97,18 @@ def make_product(app):
         return product
 
     return make
+
+
+@pytest.fixture
+def show_product(app):
+    """Record that a visitor was shown a product's page (what an event without search_id needs)."""
+    from webapp.services.feedback_trust import record_product_view
+
+    def show(visitor_id: str, external_id: str) -> None:
+        product = db.session.scalar(select(Product).where(Product.external_id == external_id))
+        record_product_view(visitor_id, product.id)
+
+    return show
 
 
 @pytest.fixture

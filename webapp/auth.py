@@ -1,36 +1,45 @@
 """Admin sign-in: the Flask-Login identity, the guard in front of every /admin route, roles,
-and the rate limit on login attempts.
+the session's lifetime and re-authentication for destructive actions.
 
 Every admin view is closed by default: the blueprint's before_request guard demands a
 login unless the view is marked @public, and demands the admin role for any method that
 changes something (POST, PUT, PATCH, DELETE) unless the view is marked @any_role.
+
+A sign-in lives in the shop's session cookie (which lasts as long as the visitor id), so it
+carries its own clock: it ends ADMIN_SESSION_HOURS after the password was given, and a view
+marked @recent_auth (activating a model, hiding a product, stopping an experiment) asks for
+the password again when it was given more than ADMIN_REAUTH_MINUTES ago. The cookie's id
+carries the account's session version: logging out or changing the password bumps it, so
+every session issued before ends on its next request, wherever its cookie went.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
+from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, jsonify, redirect, request, url_for
-from flask_limiter.util import get_remote_address
+from flask import abort, current_app, flash, g, jsonify, redirect, request, session, url_for
 from flask_login import UserMixin, current_user
 
-from webapp.extensions import db, limiter, login_manager
+from webapp.extensions import db, login_manager
 from webapp.models import AdminUser
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-LOGIN_IP_LIMIT = "30 per minute"  # across emails, so one address cannot spray many accounts
+SIGNED_IN_AT = "admin_at"  # session keys: when the password was given at sign-in, and last given at all
+CONFIRMED_AT = "admin_confirmed_at"
 View = TypeVar("View", bound=Callable)
 
 login_manager.session_protection = "strong"  # a session cookie replayed from elsewhere is dropped
 login_manager.login_message = "Please sign in to use the admin console."
 
 
-def _session_token(password_hash: str) -> str:
-    # Derived from the hash: changing a password ends every session opened with the old one.
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def _session_token(user: AdminUser) -> str:
+    # Derived from the hash and the session version: a new password or a logout ends every older session.
+    return hashlib.sha256(f"{user.password_hash}:{user.session_version or 0}".encode()).hexdigest()[:16]
 
 
 class AdminIdentity(UserMixin):
@@ -40,7 +49,7 @@ class AdminIdentity(UserMixin):
         self.id = user.id
         self.email = user.email
         self.role = user.role
-        self._token = _session_token(user.password_hash)
+        self._token = _session_token(user)
 
     def get_id(self) -> str:
         return f"{self.id}:{self._token}"
@@ -55,9 +64,50 @@ class AdminIdentity(UserMixin):
 def _load_identity(raw: str) -> AdminIdentity | None:
     user_id, _, token = raw.partition(":")
     user = db.session.get(AdminUser, int(user_id)) if user_id.isdigit() else None
-    if user is None or not user.is_active or _session_token(user.password_hash) != token:
+    if user is None or not user.is_active or _session_token(user) != token or not _within(SIGNED_IN_AT, _lifetime()):
         return None
     return AdminIdentity(user)
+
+
+def _lifetime() -> float:
+    return current_app.config["ADMIN_SESSION_HOURS"] * 3600.0
+
+
+def _within(key: str, seconds: float) -> bool:
+    at = session.get(key)
+    return isinstance(at, int | float) and 0 <= time.time() - at <= seconds
+
+
+def mark_signed_in() -> None:
+    """After a sign-in: the session's clock and its last password confirmation start now."""
+    session[SIGNED_IN_AT] = session[CONFIRMED_AT] = time.time()
+
+
+def mark_confirmed() -> None:
+    """After a re-authentication: destructive actions are open for ADMIN_REAUTH_MINUTES."""
+    session[CONFIRMED_AT] = time.time()
+
+
+def forget_sign_in() -> None:
+    session.pop(SIGNED_IN_AT, None)
+    session.pop(CONFIRMED_AT, None)
+
+
+def recent_auth(view: View) -> View:
+    """Demand a password given within ADMIN_REAUTH_MINUTES for a changing request to this view."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if request.method in SAFE_METHODS or _within(CONFIRMED_AT, current_app.config["ADMIN_REAUTH_MINUTES"] * 60.0):
+            return view(*args, **kwargs)
+        if wants_json():
+            return jsonify(error="re-authentication required", reauth_url=url_for("admin.reauth")), 401
+        flash("Confirm your password to do that; then do it again.", "info")
+        back = urlsplit(request.referrer or "")
+        page = back.path + (f"?{back.query}" if back.query else "")
+        return redirect(url_for("admin.reauth", next=safe_next(page)))
+
+    return wrapper  # type: ignore[return-value]
 
 
 def wants_json() -> bool:
@@ -126,27 +176,3 @@ def forget_request_state(_exc: BaseException | None = None) -> None:
     g belongs to the app context; where one outlives a request (tests, scripts that push
     a context and make several requests), a cached user must not carry into the next."""
     g.pop("_login_user", None)
-    g.pop("login_failed", None)
-
-
-def _login_key() -> str:
-    email = request.form.get("email", "").strip().lower()[:254]
-    return f"{get_remote_address()}|{email}"
-
-
-def _login_failed(_response) -> bool:
-    # Only failed attempts count: a team signing in often is never locked out by its successes.
-    return bool(g.get("login_failed"))
-
-
-def login_rate_limit(view: View) -> View:
-    """Failed logins per IP and email (ADMIN_LOGIN_LIMIT), and per IP across emails."""
-    message = "Too many failed sign-in attempts. Wait a minute and try again."
-    limited = limiter.limit(
-        lambda: current_app.config["ADMIN_LOGIN_LIMIT"],
-        methods=["POST"],
-        key_func=_login_key,
-        deduct_when=_login_failed,
-        error_message=message,
-    )(view)
-    return limiter.limit(LOGIN_IP_LIMIT, methods=["POST"], deduct_when=_login_failed, error_message=message)(limited)

@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from webapp.services.jobs import requeue_stale_jobs
+from webapp.services.jobs import fail_stale_jobs, requeue_stale_jobs
 
 jobs_cli = AppGroup("jobs", help="Inspect and recover background jobs.")
 
@@ -27,3 +27,10 @@ def requeue_command(older_than: float) -> None:
     for job in sent:
         click.echo(f"job {job.id} ({job.kind}) sent again as task {job.celery_task_id}")
     click.echo(f"{len(sent)} job(s) sent again")
+
+
+@jobs_cli.command("fail-stale")
+def fail_stale_command() -> None:
+    """Fail the queued or running jobs silent for longer than their task's time limit (worker lost)."""
+    for job in fail_stale_jobs():
+        click.echo(f"job {job.id} ({job.kind}) failed: {job.error}")

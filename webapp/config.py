@@ -76,6 +76,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "SIGNAL_STORE_URL": env.get("KAIROS_SIGNAL_STORE_URL", ""),
         "EVENT_MAX_FUTURE_SECONDS": float(env.get("KAIROS_EVENT_MAX_FUTURE_SECONDS", "300")),
         "EVENT_MAX_AGE_DAYS": float(env.get("KAIROS_EVENT_MAX_AGE_DAYS", "7")),
+        # A visitor with more purchases (add-to-carts) than this within the window is flagged and
+        # their feedback kept out of learning, signals and experiments (webapp.services.feedback_trust).
+        "FEEDBACK_MAX_PURCHASES": int(env.get("KAIROS_FEEDBACK_MAX_PURCHASES", "60")),
+        "FEEDBACK_MAX_ADD_TO_CARTS": int(env.get("KAIROS_FEEDBACK_MAX_ADD_TO_CARTS", "120")),
+        "FEEDBACK_RATE_WINDOW_SECONDS": float(env.get("KAIROS_FEEDBACK_RATE_WINDOW_SECONDS", "3600")),
         # Stage 2 on or off (off: stage-1 relevance only, no context features logged).
         "CONTEXT_RANKING": env.get("KAIROS_CONTEXT_RANKING", "1") not in ("0", "false", "no"),
         # The shopper's session profile: interactions within this window, at most this many.
@@ -130,7 +135,14 @@ def load_config(overrides: dict | None = None) -> dict:
         # (Redis in production so every web worker shares the count; memory:// is per process).
         "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_UPLOAD_MB", "50")) * 1024 * 1024,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
+        # Activation refuses a version whose quick quality check (dense NDCG@10 on a few train
+        # queries) falls more than this below the figure recorded at its build.
+        "ACTIVATION_MAX_PROBE_DROP": float(env.get("KAIROS_ACTIVATION_MAX_PROBE_DROP", "0.05")),
         "ADMIN_LOGIN_LIMIT": env.get("KAIROS_ADMIN_LOGIN_LIMIT", "5 per minute"),
+        # An admin sign-in ends this long after the password was given (the cookie itself lasts
+        # as long as the visitor id); destructive actions ask for it again after the shorter window.
+        "ADMIN_SESSION_HOURS": float(env.get("KAIROS_ADMIN_SESSION_HOURS", "8")),
+        "ADMIN_REAUTH_MINUTES": float(env.get("KAIROS_ADMIN_REAUTH_MINUTES", "15")),
         # Public limits (webapp/security.py): per visitor cookie, and per client address across
         # search and events. Behind a proxy set KAIROS_PROXY_HOPS, or every shopper shares its address.
         "SEARCH_RATE_LIMIT": env.get("KAIROS_SEARCH_RATE_LIMIT", "120 per minute"),

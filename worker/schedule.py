@@ -19,13 +19,12 @@ from sqlalchemy import select, text
 from webapp.extensions import db
 from webapp.models import Job, utcnow
 from webapp.services.feedback_export import events_since, last_successful_run
-from webapp.services.jobs import start_job
+from webapp.services.jobs import job_in_flight, start_job
 from webapp.services.model_versions import active_version
 from webapp.services.schedule_runs import SCHEDULES, interval_seconds, outcome_line, record_run
 
 LOCK_KEY = "kairos:lock:fine_tune"
 ADVISORY_KEY = 0x4B41_4952  # "KAIR": serialises the job-table check on PostgreSQL
-STALE_AFTER = timedelta(hours=5)  # longer than the task's time limit: a queued/running row this old is dead
 
 
 def beat_schedule(config: dict) -> dict:
@@ -58,13 +57,9 @@ def maybe_start_fine_tune() -> dict:
     version = active_version()
     if version is None:
         return {"started": False, "reason": "no active model version"}
-    busy = db.session.scalar(
-        select(Job.id).where(
-            Job.kind == "fine_tune", Job.status.in_(("queued", "running")), Job.created_at > utcnow() - STALE_AFTER
-        )
-    )
+    busy = job_in_flight("fine_tune")
     if busy is not None:
-        return {"started": False, "reason": f"fine-tune job {busy} is queued or running"}
+        return {"started": False, "reason": f"fine-tune job {busy.id} is queued or running"}
     new = events_since(last_successful_run("fine_tune"))
     needed = int(current_app.config["FINE_TUNE_MIN_NEW_EVENTS"])
     if new < needed:

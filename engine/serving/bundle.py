@@ -2,10 +2,15 @@
 
 A version directory is complete only when its manifest.json exists: the worker writes
 every other file first and the manifest last, so a half-written directory never loads.
+The manifest carries the sha256 of every file written before it, and loading verifies
+them: an artifact changed after the build (a copy gone wrong, a bit flipped, a file swapped
+for a readable but wrong one) refuses the version wherever it is loaded. A manifest without
+checksums (written before they existed) loads as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +21,7 @@ from engine.serving.ranker import LinearRanker
 from engine.serving.vectors import VectorIndex
 
 MANIFEST = "manifest.json"
+CHECKSUMS = "checksums"  # the manifest's key: {relative path: sha256 hex}
 RANKER = "ranker.json"
 RETRIEVAL_MODES = ("lexical", "dense", "rrf", "hybrid")  # rrf: hybrid without the learned ranker
 
@@ -59,9 +65,34 @@ class ServingBundle:
         return self._product_encoder
 
 
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def artifact_checksums(directory: Path) -> dict[str, str]:
+    """The sha256 of every file under the directory but the manifest, by relative path."""
+    return {
+        path.relative_to(directory).as_posix(): _sha256(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name not in (MANIFEST, MANIFEST + ".tmp")
+    }
+
+
+def verify_checksums(directory: Path, manifest: dict) -> None:
+    """BundleError unless every file the manifest lists is there with the content it was built with."""
+    for name, expected in (manifest.get(CHECKSUMS) or {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise BundleError(f"artifact {name} is missing (listed in {MANIFEST})")
+        if _sha256(path) != expected:
+            raise BundleError(f"artifact {name} does not match the checksum written at build: it changed since")
+
+
 def write_manifest(directory: Path, retrieval_mode: str, extra: dict | None = None) -> None:
-    """Mark a version directory complete (call after every other artifact is written and synced)."""
-    data = {"retrieval_mode": retrieval_mode, **(extra or {})}
+    """Mark a version directory complete (call after every other artifact is written and synced),
+    recording every artifact's checksum."""
+    data = {"retrieval_mode": retrieval_mode, **(extra or {}), CHECKSUMS: artifact_checksums(directory)}
     tmp = directory / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(data, indent=2))
     tmp.replace(directory / MANIFEST)
@@ -82,6 +113,7 @@ def load_bundle(
         raise BundleError(f"{directory} has no {MANIFEST}: the version is incomplete or missing")
     try:
         manifest = json.loads(manifest_path.read_text())
+        verify_checksums(directory, manifest)
         mode = retrieval_mode or manifest.get("retrieval_mode", "hybrid")
         if mode not in RETRIEVAL_MODES:
             raise BundleError(f"unknown retrieval mode {mode!r}")

@@ -4,6 +4,8 @@ every form, roles, the login rate limit, and the production secret."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 from werkzeug.routing import Rule
@@ -241,3 +243,68 @@ def test_production_refuses_to_start_without_a_secret_key(monkeypatch, tmp_path)
     monkeypatch.setenv("SECRET_KEY", "a-real-secret-from-the-environment")
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}"})
     assert app.config["SECRET_KEY"] == "a-real-secret-from-the-environment" and app.config["SESSION_COOKIE_SECURE"]
+
+
+def test_logout_ends_the_session_even_for_a_copied_cookie(app, client, login):
+    login("admin")
+    name = app.config["SESSION_COOKIE_NAME"]
+    copied = client.get_cookie(name).value
+    assert client.post("/admin/logout").status_code == 302
+    replay = app.test_client()
+    replay.set_cookie(name, copied)
+    assert replay.get("/admin/").status_code == 302  # the old cookie is still validly signed, but ended
+
+
+def test_a_sign_in_ends_after_the_admin_session_lifetime(app, client, login):
+    login("admin")
+    assert client.get("/admin/").status_code == 200
+    with client.session_transaction() as session:
+        session["admin_at"] -= app.config["ADMIN_SESSION_HOURS"] * 3600 + 60
+    assert client.get("/admin/").status_code == 302
+
+
+def test_destructive_actions_ask_for_the_password_again(app, client, login, make_product):
+    login("admin")
+    product = make_product()
+    with client.session_transaction() as session:
+        session["admin_confirmed_at"] -= app.config["ADMIN_REAUTH_MINUTES"] * 60 + 1
+    hide = client.post(
+        f"/admin/catalog/{product.id}/active", data={"active": "0"}, headers={"Referer": "/admin/catalog"}
+    )
+    assert hide.status_code == 302 and hide.headers["Location"].startswith("/admin/reauth?next=/admin/catalog")
+    as_json = client.post(f"/admin/models/{product.id}/activate", headers={"Accept": "application/json"})
+    assert as_json.status_code == 401 and as_json.get_json()["error"] == "re-authentication required"
+    db.session.expire_all()
+    assert db.session.get(type(product), product.id).is_active, "nothing changed before the password was confirmed"
+    wrong = client.post("/admin/reauth", data={"password": "not it", "next": "/admin/catalog"})
+    assert wrong.status_code == 200 and "Wrong password" in wrong.get_data(as_text=True)
+    right = client.post("/admin/reauth", data={"password": PASSWORD, "next": "/admin/catalog"})
+    assert right.status_code == 302 and right.headers["Location"] == "/admin/catalog"
+    assert client.post(f"/admin/catalog/{product.id}/active", data={"active": "0"}).status_code == 302
+    db.session.expire_all()
+    assert not db.session.get(type(product), product.id).is_active
+
+
+def test_concurrent_wrong_passwords_are_counted_before_they_are_checked(app, monkeypatch):
+    create_admin("a@example.com", PASSWORD)
+    checked = []
+
+    def slow_check(stored: str, password: str) -> bool:
+        checked.append(password)
+        time.sleep(0.05)  # a real hash takes this long: every thread arrives while the others are checking
+        return False
+
+    monkeypatch.setattr(admin_users, "check_password_hash", slow_check)
+    statuses: list[int] = []
+
+    def attempt() -> None:
+        response = app.test_client().post("/admin/login", data={"email": "a@example.com", "password": "guess"})
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(checked) <= 5, f"{len(checked)} of 24 concurrent attempts checked the password"
+    assert statuses.count(429) >= 19

@@ -158,7 +158,9 @@ def test_a_stale_queued_job_does_not_block_a_new_retrain(client, login, send_tas
     db.session.add(Job(kind="fine_tune", status="queued", created_at=utcnow() - timedelta(hours=7)))
     db.session.commit()
     client.post("/admin/models/retrain")
-    assert [j.status for j in jobs()] == ["queued", "queued"] and send_task.call_count == 1
+    stale, new = jobs()
+    assert new.status == "queued" and send_task.call_count == 1
+    assert stale.status == "failed" and stale.error.startswith("worker lost")
 
 
 def test_rebuild_creates_a_child_version_and_enqueues_its_build(client, login, send_task):

@@ -12,7 +12,7 @@ from engine.modeling.config import HeadConfig
 from engine.modeling.export import FP32_FILE, INT8_FILE
 from engine.modeling.head_export import export_pair_heads
 from engine.modeling.heads import MultiTaskModel
-from engine.serving.bundle import MANIFEST, RANKER, BundleError, load_bundle, write_manifest
+from engine.serving.bundle import CHECKSUMS, MANIFEST, RANKER, BundleError, load_bundle, write_manifest
 from engine.serving.heads import HEADS_FILE, arrays_for
 from engine.serving.ranker import LinearRanker
 from engine.serving.vectors import EMBEDDINGS_FILE, IDS_FILE
@@ -28,8 +28,19 @@ def built(tmp_path_factory, tiny_model):
 
 @pytest.fixture
 def version_dir(built, tmp_path):
-    """A private copy of a good version directory, free to break."""
-    return shutil.copytree(built, tmp_path / "v1")
+    """A private copy of a good version directory, free to break, its manifest without checksums
+    (as one written before they existed): each test below reaches the loader's own checks."""
+    directory = shutil.copytree(built, tmp_path / "v1")
+    data = manifest(directory)
+    data.pop(CHECKSUMS)
+    (directory / MANIFEST).write_text(json.dumps(data))
+    return directory
+
+
+@pytest.fixture
+def signed_dir(built, tmp_path):
+    """A private copy of a good version directory with the checksums its build wrote."""
+    return shutil.copytree(built, tmp_path / "signed")
 
 
 def manifest(directory) -> dict:
@@ -77,7 +88,12 @@ def test_missing_directory(tmp_path):
 def test_deleted_onnx_file(version_dir, variant, file):
     write_manifest(version_dir, "hybrid", {"serve_variant": variant})
     (version_dir / file).unlink()
-    with pytest.raises(BundleError, match="cannot load"):
+    with pytest.raises(BundleError, match=f"artifact {file} is missing"):
+        load_bundle(version_dir, 1)
+    data = manifest(version_dir)
+    data.pop(CHECKSUMS)
+    (version_dir / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="cannot load"):  # without checksums, the loader finds it
         load_bundle(version_dir, 1)
 
 
@@ -161,3 +177,25 @@ def test_heads_for_other_embeddings_or_corrupt_are_refused(version_dir):
     (version_dir / HEADS_FILE).write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(BundleError, match="cannot load"):
         load_bundle(version_dir, 1)
+
+
+def test_the_manifest_lists_every_artifact_with_its_checksum(signed_dir):
+    listed = manifest(signed_dir)[CHECKSUMS]
+    on_disk = {p.relative_to(signed_dir).as_posix() for p in signed_dir.rglob("*") if p.is_file()} - {MANIFEST}
+    assert set(listed) == on_disk and EMBEDDINGS_FILE in listed and FP32_FILE in listed
+    assert all(len(digest) == 64 for digest in listed.values())
+    assert load_bundle(signed_dir, 1).vectors.dim > 0
+
+
+def test_readable_but_changed_embeddings_are_refused(signed_dir):
+    # Rolled by one row: every vector is a real one and the file loads, but each id has its neighbour's vector.
+    matrix = np.load(signed_dir / EMBEDDINGS_FILE)
+    np.save(signed_dir / EMBEDDINGS_FILE, np.roll(matrix, 1, axis=0))
+    with pytest.raises(BundleError, match=f"{EMBEDDINGS_FILE} does not match the checksum"):
+        load_bundle(signed_dir, 1)
+
+
+def test_a_listed_artifact_that_is_gone_is_refused(signed_dir):
+    (signed_dir / INT8_FILE).unlink()  # not even the one served (fp32): the directory is not what was built
+    with pytest.raises(BundleError, match=f"artifact {INT8_FILE} is missing"):
+        load_bundle(signed_dir, 1)

@@ -35,14 +35,20 @@ def cart_rows(page: str) -> dict[str, tuple[str, str, str]]:
     return rows
 
 
+def add(client, external_id: str) -> None:
+    """A shopper adds from the product page they were shown (an unattributed add needs a view)."""
+    client.get(f"/product/{external_id}")
+    client.post("/cart/add", data={"product_id": external_id})
+
+
 def total_of(page: str) -> str:
     return re.search(r'class="num cart-total">([^<]+)<', page).group(1)
 
 
 def test_the_cart_shows_prices_quantities_line_totals_and_a_total(client, catalog):
-    client.post("/cart/add", data={"product_id": "T1"})
-    client.post("/cart/add", data={"product_id": "T1"})  # again: one more
-    client.post("/cart/add", data={"product_id": "M1"})
+    add(client, "T1")
+    add(client, "T1")  # again: one more
+    add(client, "M1")
     page = client.get("/cart").get_data(as_text=True)
     assert cart_rows(page) == {"T1": ("$12.50", "2", "$25.00"), "M1": ("$8.00", "1", "$8.00")}
     assert total_of(page) == "$33.00"
@@ -50,8 +56,8 @@ def test_the_cart_shows_prices_quantities_line_totals_and_a_total(client, catalo
 
 
 def test_quantities_change_and_lines_are_removed_without_feedback_events(client, catalog):
-    client.post("/cart/add", data={"product_id": "T1"})
-    client.post("/cart/add", data={"product_id": "M1"})
+    add(client, "T1")
+    add(client, "M1")
     assert client.post("/cart/update", data={"product_id": "T1", "quantity": "4"}).status_code == 302
     page = client.get("/cart").get_data(as_text=True)
     assert cart_rows(page)["T1"] == ("$12.50", "4", "$50.00") and total_of(page) == "$58.00"
@@ -63,7 +69,7 @@ def test_quantities_change_and_lines_are_removed_without_feedback_events(client,
 
 @pytest.mark.parametrize("quantity", ["-1", "11", "two", "", "²", "1e3"])
 def test_a_bad_quantity_is_a_400_that_keeps_the_cart(client, catalog, quantity):
-    client.post("/cart/add", data={"product_id": "T1"})
+    add(client, "T1")
     response = client.post("/cart/update", data={"product_id": "T1", "quantity": quantity})
     assert response.status_code == 400
     page = response.get_data(as_text=True)
@@ -72,9 +78,9 @@ def test_a_bad_quantity_is_a_400_that_keeps_the_cart(client, catalog, quantity):
 
 
 def test_buy_all_asks_for_confirmation_then_records_the_order(client, catalog):
-    client.post("/cart/add", data={"product_id": "T1"})
+    add(client, "T1")
     client.post("/cart/update", data={"product_id": "T1", "quantity": "3"})
-    client.post("/cart/add", data={"product_id": "M1"})
+    add(client, "M1")
     cart = client.get("/cart").get_data(as_text=True)
     assert 'href="/checkout"' in cart and "Buy all" in cart
     confirm = client.get("/checkout").get_data(as_text=True)
@@ -103,8 +109,8 @@ def test_price_on_request_cannot_be_added_or_bought(client, catalog):
 
 
 def test_a_product_whose_price_is_withdrawn_stays_in_the_cart_and_out_of_the_order(client, catalog):
-    client.post("/cart/add", data={"product_id": "T1"})
-    client.post("/cart/add", data={"product_id": "M1"})
+    add(client, "T1")
+    add(client, "M1")
     db.session.scalars(select(Product).where(Product.external_id == "M1")).one().price = None
     db.session.commit()
     page = client.get("/cart").get_data(as_text=True)

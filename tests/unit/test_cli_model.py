@@ -98,7 +98,7 @@ def test_activate_and_its_errors(app, runner, tiny_model):
     (Path(corrupt.artifact_path) / EMBEDDINGS_FILE).write_bytes(b"\x93NUMPY garbage")
     result = runner.invoke(args=["model", "activate", str(corrupt.id)])
     assert result.exit_code == 1
-    assert f"Error: version {corrupt.id} cannot serve: cannot load" in result.output
+    assert f"Error: version {corrupt.id} cannot serve: artifact {EMBEDDINGS_FILE} does not match" in result.output
     assert [v.status for v in versions()] == ["active", "ready"]
     missing = runner.invoke(args=["model", "activate", "99"])
     assert missing.exit_code == 1 and "no model version 99" in missing.output

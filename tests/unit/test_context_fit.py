@@ -13,10 +13,10 @@ import random
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from webapp.extensions import db
-from webapp.models import ContextRankerFit, Impression, Job, SearchQuery, utcnow
+from webapp.models import ContextRankerFit, Event, Impression, Job, SearchQuery, utcnow
 from webapp.services import context_fit
 from webapp.services.context_fit import fit_context_ranker_from_logs, read_logged_pages
 from worker.tasks.ranking import fit_context, run_context_fit_job, scheduled_context_fit
@@ -166,3 +166,12 @@ def test_cli_fit_prints_metrics_and_weights_and_show_lists_the_history(app, lamp
     assert "freshness" in result.output and "Active: web workers pick it up" in result.output
     shown = runner.invoke(args=["ranker", "show"])
     assert shown.exit_code == 0 and "fit 1 (active)" in shown.output and "recent fits:" in shown.output
+
+
+def test_flagged_feedback_teaches_the_fit_nothing(app, lamps):
+    pages = shop(app, lamps, 4)
+    db.session.execute(update(Event).values(flagged=True))  # as webapp.services.feedback_trust marks a flood
+    db.session.commit()
+    log = read_logged_pages(days=1, max_pages=100)
+    assert log.searches == len(pages) and log.pages == []  # every page reads as unclicked: nothing to learn
+    assert not any(clicked.any() for clicked in log.clicked)

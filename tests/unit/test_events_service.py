@@ -32,8 +32,9 @@ def shown(make_product):
     return query.id, positions
 
 
-def test_valid_batch_is_stored(shown):
+def test_valid_batch_is_stored(shown, show_product):
     sid, pos = shown
+    show_product(VISITOR, "MUG1")
     before = event_count()
     stored = record_events(
         [
@@ -59,14 +60,16 @@ def test_valid_batch_is_stored(shown):
     assert [e.id for e in stored] == [e.id for e in rows]
 
 
-def test_new_visitor_row_is_created(make_product):
+def test_new_visitor_row_is_created(make_product, show_product):
     make_product(external_id="MUG1")
+    show_product(OTHER, "MUG1")
     record_events([{"type": "click", "product_id": "MUG1"}], OTHER, max_batch=10)
     assert db.session.get(Visitor, OTHER) is not None
 
 
-def test_position_without_search_is_dropped(make_product):
+def test_position_without_search_is_dropped(make_product, show_product):
     make_product(external_id="MUG1")
+    show_product(VISITOR, "MUG1")
     (event,) = record_events([{"type": "click", "product_id": "MUG1", "position": 3}], VISITOR, max_batch=10)
     assert event.position is None and event.search_id is None
 

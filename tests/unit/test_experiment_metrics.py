@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 import numpy as np
 import pytest
+from sqlalchemy import update
 
 from engine.experiments.metrics import FIELDS, MetricMoments
 from webapp.extensions import db
@@ -215,3 +216,13 @@ def test_an_experiment_without_visitors(app):
     report = experiment_report(x, data)
     assert report.treatments[0].verdict.outcome == "not_enough_data"
     assert not report.srm.flagged
+
+
+def test_flagged_feedback_is_left_out(experiment):
+    x, va, vb = experiment
+    db.session.execute(update(Event).where(Event.visitor_id == "b1", Event.type == "purchase").values(flagged=True))
+    db.session.commit()
+    b = load_experiment_data(x.id).visitors[vb.id]
+    np.testing.assert_allclose(b.column("purchases"), [0, 0, 0])
+    np.testing.assert_allclose(b.column("revenue"), [0, 0, 0])
+    np.testing.assert_allclose(b.column("clicks"), [2, 0, 0])  # b1's own clicks are not flagged

@@ -62,7 +62,7 @@ def test_activate_refuses_a_corrupt_version(app, tiny_model):
     activate_version(serving.id)
     broken = ready_version("broken")
     (Path(broken.artifact_path) / FP32_FILE).unlink()
-    with pytest.raises(InputError, match=f"version {broken.id} cannot serve: cannot load"):
+    with pytest.raises(InputError, match=f"version {broken.id} cannot serve: artifact {FP32_FILE} is missing"):
         activate_version(broken.id)
     assert statuses() == {serving.id: "active", broken.id: "ready"}
 

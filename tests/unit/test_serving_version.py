@@ -72,7 +72,7 @@ def test_corrupt_active_version_is_remembered_and_the_last_good_one_serves(app, 
     (Path(broken.artifact_path) / FP32_FILE).unlink()
     follow_active_version(wait=True)
     assert state.searcher.bundle is bundle and state.version_id == good.id
-    assert broken.id in state.failed_versions and "cannot load" in state.failed_versions[broken.id]
+    assert broken.id in state.failed_versions and "is missing" in state.failed_versions[broken.id]
     assert serving_status()["failed"] == {broken.id: state.failed_versions[broken.id]}
     # Remembered: later checks do not try (and fail) again on every request.
     state.failed_versions[broken.id] = "sentinel"

@@ -119,6 +119,7 @@ def test_concurrent_batches_with_out_of_order_times_lose_nothing(app, shop):
     def send(times: list[float]) -> None:
         try:
             client = app.test_client()
+            client.get("/product/TOWEL3")
             for at in times:
                 response = post_events(client, [{"type": "add_to_cart", "product_id": "TOWEL3", "ts": now + at}])
                 assert response.status_code == 201, response.get_json()
@@ -163,6 +164,7 @@ def test_refused_timestamps_store_nothing_and_say_why(shop, client, ts, reason):
 
 def test_small_clock_skew_is_clamped_to_arrival(shop, client):
     now = epoch(utcnow())
+    client.get("/product/MUG")
     assert post_events(client, [{"type": "click", "product_id": "MUG", "ts": now + 120}]).status_code == 201
     (event,) = _events(pid("MUG"))
     assert epoch(event.occurred_at) == pytest.approx(epoch(event.created_at), abs=1e-3)
@@ -175,6 +177,7 @@ def test_a_count_quiet_for_months_takes_new_events(shop, client):
     long_ago = epoch(utcnow()) - 400 * 86400
     db.session.add(ProductSignal(product_id=mug, signal="click", short=3.0, long=3.0, stamp=long_ago))
     db.session.commit()
+    client.get("/product/MUG")
     assert post_events(client, [{"type": "click", "product_id": "MUG"}]).status_code == 201
     stored = row(ProductSignal, mug, "click")
     assert stored.short == pytest.approx(1.0) and stored.long == pytest.approx(1.0, abs=1e-3)
@@ -183,6 +186,7 @@ def test_a_count_quiet_for_months_takes_new_events(shop, client):
 def test_the_worker_board_mirrors_the_stored_counts(shop, client):
     found = search(client)
     purchase = {"type": "purchase", "product_id": "TOWEL1", "search_id": found["search_id"]}
+    client.get("/product/MUG")
     assert post_events(client, [purchase, {"type": "click", "product_id": "MUG"}]).status_code == 201
     board = get_searcher().board
     assert sync_signals(board, force=True) > 0

@@ -185,6 +185,7 @@ def test_add_to_cart_records_event_and_shows_cart(client, catalog):
 
 @pytest.mark.parametrize("search_id", ["\u00b2", "-3", "abc", ""])
 def test_add_to_cart_ignores_a_malformed_search_reference(client, catalog, search_id):
+    client.get("/product/T1")
     response = client.post("/cart/add", data={"product_id": "T1", "search_id": search_id, "position": "\u00b9"})
     assert response.status_code == 302
     (event,) = events()
@@ -200,6 +201,7 @@ def test_add_unknown_product_is_refused_politely(client, catalog):
 
 
 def test_buy_now_records_one_purchase(client, catalog):
+    client.get("/product/M1")
     response = client.post("/buy", data={"product_id": "M1"})
     assert response.status_code == 200
     assert "Thank you for your order" in response.get_data(as_text=True)
@@ -211,6 +213,7 @@ def test_buy_whole_cart_records_purchases_and_empties_cart(client, catalog):
     page = client.get("/search?q=towel").get_data(as_text=True)
     sid, pos = product_links(page)["T2"]
     client.post("/cart/add", data={"product_id": "T2", "search_id": str(sid), "position": str(pos)})
+    client.get("/product/M1")
     client.post("/cart/add", data={"product_id": "M1"})
     response = client.post("/buy")
     assert response.status_code == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 
 from webapp.admin import bp
-from webapp.auth import admin_only, safe_next
+from webapp.auth import admin_only, recent_auth, safe_next
 from webapp.errors import InputError
 from webapp.services.catalog_admin import (
     STATUSES,
@@ -60,6 +60,7 @@ def catalog_edit(product_id: int):
 
 
 @bp.post("/catalog/<int:product_id>/active")
+@recent_auth
 def catalog_active(product_id: int):
     """Hide (deactivate) or show (reactivate) a product."""
     get_product(product_id) or abort(404, f"There is no product {product_id}.")

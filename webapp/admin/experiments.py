@@ -9,7 +9,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from engine.experiments.metrics import METRICS
 from engine.serving.bundle import RETRIEVAL_MODES
 from webapp.admin import bp
-from webapp.auth import admin_only
+from webapp.auth import admin_only, recent_auth
 from webapp.errors import InputError
 from webapp.models import Experiment
 from webapp.services.experiment_dashboard import build_dashboard
@@ -156,12 +156,14 @@ def experiments_resume(experiment_id: int):
 
 
 @bp.post("/experiments/<int:experiment_id>/stop")
+@recent_auth
 def experiments_stop(experiment_id: int):
     """Stop for good; the results stay readable."""
     return _act(experiment_id, lambda: f"Stopped {stop_experiment(experiment_id).name}.")
 
 
 @bp.post("/experiments/<int:experiment_id>/promote")
+@recent_auth
 def experiments_promote(experiment_id: int):
     """Serve one variant to all traffic and stop the experiment."""
     variant_id = request.form.get("variant_id", type=int)

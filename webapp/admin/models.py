@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 
 from webapp.admin import bp
+from webapp.auth import recent_auth
 from webapp.errors import InputError
 from webapp.services.model_admin import (
     NDCG_METRICS,
@@ -41,6 +42,7 @@ def _flash_outcome(action) -> None:
 
 
 @bp.post("/models/<int:version_id>/activate")
+@recent_auth
 def models_activate(version_id: int):
     """Serve a ready or retired version to all traffic (refused if its artifacts do not load)."""
     _flash_outcome(lambda: f"Version {activate_version(version_id).id} is active; web workers switch within seconds.")
@@ -48,6 +50,7 @@ def models_activate(version_id: int):
 
 
 @bp.post("/models/rollback")
+@recent_auth
 def models_rollback():
     """Go back to the version that served before the current one."""
     _flash_outcome(lambda: f"Rolled back: version {rollback_version().id} is active.")

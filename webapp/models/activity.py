@@ -21,6 +21,15 @@ class Visitor(db.Model):
     # When they last cleared their history: a search answered before it but stored after it
     # (webapp.services.search_log writes after the response) is stored unlinked, as the rest.
     history_cleared_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # When their purchase or cart rate passed the plausible bound (webapp.services.feedback_trust):
+    # from then on every event of theirs is stored flagged, out of learning, signals and experiments.
+    feedback_flagged_at: Mapped[datetime | None] = mapped_column(DateTime)
+    feedback_flag_reason: Mapped[str | None] = mapped_column(String(200))
+    # Their purchases and add-to-carts in the current rate window, counted on the row so that
+    # clearing their history (which unlinks their events) does not reset the count.
+    rate_window_at: Mapped[datetime | None] = mapped_column(DateTime)
+    window_purchases: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    window_add_to_carts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SearchQuery(db.Model):
@@ -129,3 +138,19 @@ class Event(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     # When it happened as the client says (clamped to the policy); null: at created_at.
     occurred_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Sent by a visitor beyond the plausible purchase or cart rate: kept for the record, never
+    # learned from, counted in signals or in experiment metrics (webapp.services.feedback_trust).
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ProductView(db.Model):
+    """A product page a visitor was shown, recorded by the server: an event without a search
+    must name a product its visitor was shown (here, or in one of their searches' results)."""
+
+    __tablename__ = "product_views"
+    __table_args__ = (UniqueConstraint("visitor_id", "product_id", name="uq_product_views_visitor_product"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visitor_id: Mapped[str] = mapped_column(ForeignKey("visitors.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    viewed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, String
+from sqlalchemy import Boolean, DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -21,3 +21,6 @@ class AdminUser(db.Model):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Part of the login cookie's id (webapp.auth): logging out or changing the password bumps it,
+    # so every session issued before ends on its next request, wherever its cookie is.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -43,3 +43,6 @@ class Job(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Touched by the task each time it reports progress; a running job silent for longer than
+    # its kind's time limit has lost its worker (webapp.services.jobs).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)

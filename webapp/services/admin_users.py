@@ -82,6 +82,23 @@ def authenticate(email: str, password: str) -> AdminUser | None:
     return user
 
 
+def confirm_password(user_id: int, password: str) -> bool:
+    """Whether this is the active account's password (a re-authentication; nothing is written)."""
+    user = db.session.get(AdminUser, user_id)
+    if user is None or not user.is_active:
+        check_password_hash(_decoy_hash(), password)
+        return False
+    return check_password_hash(user.password_hash, password)
+
+
+def end_sessions(user_id: int) -> None:
+    """End every session of the account, on every device (a logout): its session version moves on."""
+    user = db.session.get(AdminUser, user_id)
+    if user is not None:
+        user.session_version = (user.session_version or 0) + 1
+        db.session.commit()
+
+
 def _existing(email: str) -> AdminUser:
     user = get_admin(email)
     if user is None:
@@ -90,10 +107,11 @@ def _existing(email: str) -> AdminUser:
 
 
 def set_password(email: str, password: str) -> AdminUser:
-    """Replace an account's password; its open sessions end (their token derives from the hash)."""
+    """Replace an account's password; its open sessions end (their token derives from the hash and version)."""
     _check_password(password)
     user = _existing(email)
     user.password_hash = generate_password_hash(password, method=HASH_METHOD)
+    user.session_version = (user.session_version or 0) + 1
     db.session.commit()
     return user
 

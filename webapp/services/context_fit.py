@@ -28,7 +28,8 @@ from engine.training.click_model import fit_pbm
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import ContextRankerFit, Event, Impression, Job, SearchQuery, utcnow
-from webapp.services.jobs import start_job
+from webapp.services.feedback_trust import trusted_events
+from webapp.services.jobs import job_in_flight, start_job
 
 Progress = Callable[[int, int], None]
 GAINS = {"click": 1, "add_to_cart": 2, "purchase": 3}
@@ -37,7 +38,6 @@ PBM_MAX_POSITION = 24  # deeper positions share one examination estimate (the fi
 FIT_LOCK_KEY = 0x4B41_4346  # "KACF": serialises "retire the active fit, add the new one" on PostgreSQL
 JOB_KIND = "context_fit"
 TASK_NAME = "ranking.fit_context"
-STALE_AFTER = timedelta(hours=1)  # a queued/running fit job this old is dead (the task's limit is 15 min)
 
 
 @dataclass
@@ -86,7 +86,7 @@ def _gains(search_ids: list[int]) -> dict[tuple[int, int], int]:
     """The best engagement per (search, product)."""
     best: dict[tuple[int, int], int] = {}
     rows = db.session.execute(
-        select(Event.search_id, Event.product_id, Event.type).where(Event.search_id.in_(search_ids))
+        select(Event.search_id, Event.product_id, Event.type).where(Event.search_id.in_(search_ids), trusted_events())
     )
     for row in rows:
         key = (row.search_id, row.product_id)
@@ -213,11 +213,7 @@ def fit_summary(row: ContextRankerFit) -> dict:
 
 def start_context_fit(trigger: str = "admin") -> Job:
     """Queue a fit on the training queue, one at a time; InputError when one is pending or the queue is down."""
-    pending = db.session.scalar(
-        select(Job)
-        .where(Job.kind == JOB_KIND, Job.status.in_(("queued", "running")), Job.created_at >= utcnow() - STALE_AFTER)
-        .order_by(Job.id.desc())
-    )
+    pending = job_in_flight(JOB_KIND)
     if pending is not None:
         raise InputError(f"a ranker fit is already {pending.status} as job {pending.id}; wait for it to finish")
     try:

@@ -1,4 +1,8 @@
-"""Recording shoppers' feedback events: validated as a batch, stored all or nothing."""
+"""Recording shoppers' feedback events: validated as a batch, stored all or nothing.
+
+Each event is tied to something its visitor was shown (a search's impression, or without a
+search a product page or search result, webapp.services.feedback_trust); a visitor past the
+plausible purchase or cart rate has their events stored flagged and left out of the signals."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from engine.ranking.decay import TimestampError, TimestampPolicy, checked_time
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import EVENT_TYPES, Event, Impression, Product, SearchQuery, epoch, utcnow
+from webapp.services.feedback_trust import flag_if_implausible, shown_products
 from webapp.services.search_log import await_searches
 from webapp.services.signals import record_actions
 from webapp.visitors import ensure_visitor_row
@@ -111,6 +116,11 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
         impressions = db.session.scalars(select(Impression).where(Impression.search_id.in_(search_ids))).all()
         shown = {(i.search_id, i.product_id, i.position) for i in impressions}
         shown |= {(i.search_id, i.product_id, None) for i in impressions}
+    # Without a search, the product must be one this visitor was shown (webapp.services.feedback_trust).
+    unattributed = {
+        products[e.product_external_id].id for e in inputs if e.search_id is None and e.product_external_id in products
+    }
+    shown_alone = shown_products(visitor_id, unattributed)
     errors = []
     for index, event in enumerate(inputs):
         product = products.get(event.product_external_id)
@@ -118,6 +128,8 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
             errors.append({"index": index, "error": f"unknown product {event.product_external_id!r}"})
             continue
         if event.search_id is None:
+            if product.id not in shown_alone:
+                errors.append({"index": index, "error": "product was not shown to this visitor (no search_id)"})
             continue
         search = searches.get(event.search_id)
         # Feedback counts only for a search this visitor made: nobody can forge others' clicks.
@@ -155,6 +167,7 @@ def record_events(raw_events: object, visitor_id: str, max_batch: int, with_rows
         raise InputError("invalid events; nothing was stored", errors)
     try:
         ensure_visitor_row(visitor_id)
+        flagged = flag_if_implausible(visitor_id, (e.type for e in inputs), received)
         events = [
             Event(
                 type=e.type,
@@ -166,15 +179,17 @@ def record_events(raw_events: object, visitor_id: str, max_batch: int, with_rows
                 value=(products[e.product_external_id].price or 0) * e.quantity if e.type == "purchase" else None,
                 created_at=received,
                 occurred_at=datetime.fromtimestamp(at, UTC).replace(tzinfo=None) if e.ts is not None else None,
+                flagged=flagged,
             )
             for e, at in zip(inputs, times, strict=True)
         ]
         db.session.add_all([*events, *with_rows])
-        # The counts commit with the events: a stored event is always counted, a refused one never.
-        record_actions(
-            (products[e.product_external_id].id, e.type, 1.0, at, queries.get(e.search_id, ""))
-            for e, at in zip(inputs, times, strict=True)
-        )
+        # The counts commit with the events: a stored event is always counted, a refused or flagged one never.
+        if not flagged:
+            record_actions(
+                (products[e.product_external_id].id, e.type, 1.0, at, queries.get(e.search_id, ""))
+                for e, at in zip(inputs, times, strict=True)
+            )
         db.session.commit()
     except Exception:
         db.session.rollback()

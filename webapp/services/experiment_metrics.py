@@ -23,6 +23,7 @@ from engine.experiments.metrics import FIELDS, METRICS, MetricMoments, VisitorDa
 from engine.experiments.report import ExperimentReport, VariantInput, analyse_experiment
 from webapp.extensions import db
 from webapp.models import Event, Experiment, ExperimentAssignment, ExperimentVariant, SearchQuery
+from webapp.services.feedback_trust import trusted_events
 
 
 @dataclass(frozen=True)
@@ -115,13 +116,13 @@ def _blocks(experiment_id: int, variant_ids: list[int], index: dict[str, int]) -
         )
         .join(qs, Event.search_id == qs.c.search_id)
         # Only the searching visitor's own feedback on the search counts.
-        .where(Event.visitor_id == qs.c.visitor_id)
+        .where(Event.visitor_id == qs.c.visitor_id, trusted_events())
         .group_by(qs.c.visitor_id, e_day)
     )
     first = (
         select(qs.c.visitor_id, func.min(Event.created_at).label("first_click"))
         .join(qs, Event.search_id == qs.c.search_id)
-        .where(Event.type == "click", Event.visitor_id == qs.c.visitor_id)
+        .where(Event.type == "click", Event.visitor_id == qs.c.visitor_id, trusted_events())
         .group_by(qs.c.visitor_id, qs.c.search_id)
         .subquery("first_clicks")
     )

@@ -14,11 +14,12 @@ from engine.serving.searcher import card_text
 from engine.training.dataset import EventRecord, FeedbackLog, ImpressionRecord, ProductRecord, SearchRecord
 from webapp.extensions import db, in_chunks
 from webapp.models import Event, Impression, Job, Product, SearchQuery
+from webapp.services.feedback_trust import trusted_events
 from webapp.services.search_index import product_card
 
 
 def export_feedback(since: datetime, until: datetime, max_position: int = 24) -> FeedbackLog:
-    """Searches made in [since, until), their impressions up to max_position, the window's events,
+    """Searches made in [since, until), their impressions up to max_position, the window's trusted events,
     and the active catalog. Events may name searches outside the window or deleted products:
     they are passed on as they are, for the dataset builder to skip and count."""
     searches = [
@@ -49,7 +50,7 @@ def export_feedback(since: datetime, until: datetime, max_position: int = 24) ->
         )
         for row in db.session.execute(
             select(Event.type, Event.product_id, Event.search_id, Event.position, Event.created_at)
-            .where(Event.created_at >= since, Event.created_at < until)
+            .where(Event.created_at >= since, Event.created_at < until, trusted_events())
             .order_by(Event.id)
         )
     ]
@@ -61,8 +62,8 @@ def export_feedback(since: datetime, until: datetime, max_position: int = 24) ->
 
 
 def events_since(since: datetime | None) -> int:
-    """How many feedback events arrived after `since` (all of them when None)."""
-    stmt = select(func.count(Event.id))
+    """How many trusted feedback events arrived after `since` (all of them when None)."""
+    stmt = select(func.count(Event.id)).where(trusted_events())
     if since is not None:
         stmt = stmt.where(Event.created_at > since)
     return int(db.session.scalar(stmt) or 0)

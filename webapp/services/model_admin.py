@@ -7,7 +7,6 @@ live progress page.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 from flask_sqlalchemy.pagination import Pagination
@@ -17,9 +16,9 @@ from sqlalchemy import select
 from engine.serving.bundle import RANKER
 from webapp.errors import InputError
 from webapp.extensions import db
-from webapp.models import JOB_STATUSES, Job, ModelVersion, utcnow
+from webapp.models import JOB_STATUSES, Job, ModelVersion
 from webapp.services.job_view import result_rows, shown_message
-from webapp.services.jobs import start_job
+from webapp.services.jobs import IN_FLIGHT, JOB_KINDS, WORKER_LOST, fail_stale_jobs, job_in_flight, start_job
 from webapp.services.model_versions import active_version, create_version
 
 # Offline metrics shown per version, in this order: (key of ModelVersion.metrics, column label).
@@ -31,8 +30,6 @@ NDCG_METRICS = (
 )
 OTHER_METRICS = (("serve_variant", "encoder"), ("int8_relative_drop", "int8 drop"))
 TERMINAL = ("succeeded", "failed", "cancelled", "refused")
-# A queued or running job older than this is presumed lost (the longest task limit is 3 h).
-STALE_AFTER = timedelta(hours=6)
 PER_PAGE = 30
 
 
@@ -53,14 +50,6 @@ def ranker_label(version: ModelVersion) -> str:
     return f"{'ranker' if mode == 'hybrid' and kept else 'rrf'}:v{version.id}"
 
 
-def _in_progress(kind: str) -> Job | None:
-    return db.session.scalar(
-        select(Job)
-        .where(Job.kind == kind, Job.status.in_(("queued", "running")), Job.created_at >= utcnow() - STALE_AFTER)
-        .order_by(Job.id.desc())
-    )
-
-
 def _serving() -> ModelVersion:
     version = active_version()
     if version is None:
@@ -69,7 +58,7 @@ def _serving() -> ModelVersion:
 
 
 def _refuse_if_running(kind: str, what: str) -> None:
-    running = _in_progress(kind)
+    running = job_in_flight(kind)  # a job silent past its task's time limit is failed as worker lost
     if running is not None:
         raise InputError(f"{what} is already {running.status} as job {running.id}; wait for it to finish")
 
@@ -104,7 +93,8 @@ def start_rebuild() -> tuple[ModelVersion, Job]:
 
 
 def list_jobs(kind: str = "", status: str = "", page: int = 1, per_page: int = PER_PAGE) -> Pagination:
-    """Jobs newest first, optionally of one kind or status."""
+    """Jobs newest first, optionally of one kind or status; jobs whose worker was lost read as failed."""
+    fail_stale_jobs()
     stmt = select(Job)
     if kind:
         stmt = stmt.where(Job.kind == kind)
@@ -119,8 +109,11 @@ def job_kinds() -> list[str]:
 
 
 def get_job(job_id: int) -> Job | None:
-    """One job, if it exists."""
-    return db.session.get(Job, job_id)
+    """One job, if it exists (failed first if its worker was lost)."""
+    job = db.session.get(Job, job_id)
+    if job is not None and job.status in IN_FLIGHT and job.kind in JOB_KINDS:
+        fail_stale_jobs(job.kind)
+    return job
 
 
 def job_state(job: Job) -> dict:
@@ -139,6 +132,7 @@ def job_state(job: Job) -> dict:
         "progress": round(float(job.progress or 0.0), 4),
         "message": shown_message(job),
         "error": job.error,
+        "worker_lost": job.status == "failed" and (job.error or "").startswith(WORKER_LOST),
         "params": job.params,
         "result": result,
         "result_rows": result_rows(result),

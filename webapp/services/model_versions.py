@@ -11,6 +11,7 @@ from engine.serving.bundle import BundleError, load_bundle
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import ModelVersion, utcnow
+from webapp.services.version_quality import quality_refusal
 
 
 def versions_dir() -> Path:
@@ -38,8 +39,10 @@ def create_version(name: str, retrieval_mode: str = "hybrid", parent_id: int | N
 def activate_version(version_id: int) -> ModelVersion:
     """Make a ready (or retired) version serve all traffic; the previous one is retired.
 
-    The artifacts are loaded once here first: a missing or corrupt directory is refused
-    with a clear error and the current version keeps serving.
+    The artifacts are loaded once here first (their checksums verified): a missing, corrupt
+    or changed directory is refused with a clear error and the current version keeps serving;
+    so is one whose quick quality check falls clearly below its build figure
+    (webapp.services.version_quality).
     """
     version = db.session.get(ModelVersion, version_id)
     if version is None:
@@ -49,9 +52,12 @@ def activate_version(version_id: int) -> ModelVersion:
     if version.status not in ("ready", "retired"):
         raise InputError(f"version {version_id} is {version.status}; only ready or retired versions can serve")
     try:
-        load_bundle(version.artifact_path, version.id, retrieval_mode=version.retrieval_mode)
+        bundle = load_bundle(version.artifact_path, version.id, retrieval_mode=version.retrieval_mode)
     except BundleError as exc:
         raise InputError(f"version {version_id} cannot serve: {exc}") from None
+    refusal = quality_refusal(version, bundle)
+    if refusal is not None:
+        raise InputError(f"version {version_id} was not activated: {refusal}")
     try:
         for current in db.session.scalars(select(ModelVersion).where(ModelVersion.status == "active")):
             current.status = "retired"

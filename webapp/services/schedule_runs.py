@@ -46,6 +46,14 @@ SCHEDULES = (
         3600,
         "A/B experiment snapshots (charts over time)",
     ),
+    # Jobs whose worker died (a killed main process reports nothing) are failed as "worker lost".
+    Schedule(
+        "kairos-stale-jobs",
+        "jobs.fail_stale",
+        "JOBS_STALE_SWEEP_SECONDS",
+        300,
+        "Sweep of jobs whose worker was lost",
+    ),
     Schedule(
         "kairos-context-fit",
         "ranking.fit_context",

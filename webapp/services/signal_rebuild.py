@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 
 from webapp.extensions import db
 from webapp.models import Event, Impression, ProductSignal, QuerySignal, SearchQuery, epoch, utcnow
+from webapp.services.feedback_trust import trusted_events
 from webapp.services.signal_store_redis import KEEP_HALF_LIVES, PREFIX, redis_store
 from webapp.services.signals import half_lives, record_actions, record_impressions
 
@@ -41,7 +42,7 @@ def rebuild_signals(progress: Callable[[int, int], None] | None = None) -> dict[
     events = (
         select(Event.id, Event.product_id, Event.type, at.label("at"), SearchQuery.normalized)
         .outerjoin(SearchQuery, SearchQuery.id == Event.search_id)
-        .where(Event.created_at >= since)
+        .where(Event.created_at >= since, trusted_events())
         .order_by(at, Event.id)
     )
     total_searches = db.session.scalar(select(func.count()).select_from(searches.subquery())) or 0

@@ -22,10 +22,10 @@ anyone else's search: the search no longer belongs to the visitor.
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from webapp.extensions import db
-from webapp.models import Event, SearchQuery, Visitor, utcnow
+from webapp.models import Event, ProductView, SearchQuery, Visitor, utcnow
 from webapp.services.search_log import search_log_for
 from webapp.visitors import ensure_visitor_row
 
@@ -43,6 +43,7 @@ def clear_history(visitor_id: str) -> int:
             # The client network's hash goes too: nothing left ties the searches to this browser's network.
             update(SearchQuery).where(SearchQuery.visitor_id == visitor_id).values(visitor_id=None, client_hash=None)
         )
+        db.session.execute(delete(ProductView).where(ProductView.visitor_id == visitor_id))
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -15,6 +15,7 @@ from webapp.extensions import db
 from webapp.models import Product
 from webapp.security import public_rate_limit
 from webapp.services.events import record_events
+from webapp.services.feedback_trust import record_product_view
 from webapp.services.orders import OrderLine, order_number, place_order
 from webapp.services.search import search_and_log
 from webapp.services.search_index import get_searcher
@@ -104,10 +105,11 @@ def _carries_click() -> bool:
 @bp.get("/product/<external_id>")
 @public_rate_limit("events", only_when=_carries_click)  # plain browsing is never limited
 def product(external_id: str):
-    """Product page; arriving from a result (sid and pos) records the click."""
+    """Product page; records that the visitor was shown it, and arriving from a result (sid and pos) the click."""
     item = db.session.scalar(select(Product).where(Product.external_id == external_id, Product.is_active))
     if item is None:
         return render_template("errors/error.html", status=404, message="That product is not available."), 404
+    record_product_view(current_visitor_id(), item.id)  # what lets a cart or purchase without a search count
     sid, pos = _click_ref()
     if sid and pos:
         _record_quietly([{"type": "click", "product_id": external_id, "search_id": sid, "position": pos}])

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from transformers import PreTrainedTokenizerBase
 
 from engine.evaluation.judgments import is_esci_json, read_esci_judgments, read_esci_queries
+from engine.evaluation.probe import PROBE_METRIC, load_probe, probe_ndcg
 from engine.evaluation.split import load_split
 from engine.modeling.config import ModelConfig
 from engine.modeling.encoder import load_pretrained
@@ -178,6 +179,9 @@ def build_version(
         searcher.apply_changes(cards, [])
         chosen, variant, _ = _select(tmp, version_id, searcher, vectors, load_heads(tmp))
         metrics.update(chosen, products=len(cards))
+        probe = load_probe(current_app.config["RANKER_QRELS"])
+        if probe is not None and searcher.bundle is not None:  # activation measures it again (model_versions)
+            metrics[PROBE_METRIC] = probe_ndcg(searcher, probe)
         if gate is not None:
             gate(searcher, metrics)
         progress(980, 1000)

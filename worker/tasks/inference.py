@@ -6,13 +6,13 @@ from __future__ import annotations
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
-from webapp.services.jobs import run_job
+from webapp.services.jobs import JOB_KINDS, run_job
 
 
 @shared_task(
     name="inference.build_version",
-    soft_time_limit=3 * 3600,
-    time_limit=3 * 3600 + 120,
+    soft_time_limit=JOB_KINDS["build_version"].soft_limit,
+    time_limit=JOB_KINDS["build_version"].time_limit,
     acks_late=True,  # idempotent: a redelivered build starts over from a clean directory
     autoretry_for=(OperationalError,),  # the database blinking is transient; bad artifacts are not
     retry_backoff=30,
@@ -27,8 +27,8 @@ def build_version(job_id: int) -> dict | None:
 
 @shared_task(
     name="inference.embed_products",
-    soft_time_limit=3 * 3600,  # a whole catalog's worth of ids takes as long as a build's embedding
-    time_limit=3 * 3600 + 120,
+    soft_time_limit=JOB_KINDS["embed_products"].soft_limit,
+    time_limit=JOB_KINDS["embed_products"].time_limit,
     acks_late=True,  # idempotent: the same products embed to the same vectors, merged by id
     autoretry_for=(OperationalError,),
     retry_backoff=30,

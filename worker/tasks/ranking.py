@@ -15,10 +15,10 @@ from sqlalchemy.exc import OperationalError
 from webapp.extensions import db
 from webapp.models import ContextRankerFit
 from webapp.services.context_fit import fit_context_ranker_from_logs, fit_summary, stored_search_count
-from webapp.services.jobs import run_job
+from webapp.services.jobs import JOB_KINDS, run_job
 from worker.schedule import run_scheduled
 
-SOFT_LIMIT = 15 * 60  # 50,000 pages read and fitted take a few minutes on one core
+SOFT_LIMIT = JOB_KINDS["context_fit"].soft_limit
 
 
 def run_context_fit_job(job_id: int) -> dict | None:
@@ -43,7 +43,7 @@ def scheduled_context_fit() -> dict:
 @shared_task(
     name="ranking.fit_context",
     soft_time_limit=SOFT_LIMIT,
-    time_limit=SOFT_LIMIT + 60,
+    time_limit=JOB_KINDS["context_fit"].time_limit,
     acks_late=True,  # idempotent (see the module docstring): a redelivery after a lost worker is safe
     autoretry_for=(OperationalError,),  # the database blinking is transient; a bad log is not
     retry_backoff=30,

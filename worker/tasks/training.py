@@ -19,9 +19,10 @@ from sqlalchemy.exc import OperationalError
 
 from webapp.extensions import db
 from webapp.models import Job, utcnow
+from webapp.services.jobs import JOB_KINDS
 from worker.schedule import TrainingLock, training_lock
 
-SOFT_LIMIT = 4 * 3600  # the run's own FINE_TUNE_MAX_TRAIN_SECONDS keeps training well inside this
+SOFT_LIMIT = JOB_KINDS["fine_tune"].soft_limit
 MAX_LOG_LINES = 400
 REPORT_SECONDS = 2.0
 
@@ -44,6 +45,7 @@ class JobReporter:
         result = dict(self.job.result or {})
         result.update(values, heartbeat=utcnow().isoformat())
         self.job.result = result
+        self.job.heartbeat_at = utcnow()
         db.session.commit()
         self.lock.refresh()
         self._last_write = now
@@ -143,7 +145,7 @@ def run_fine_tune_job(job_id: int) -> dict | None:
 @shared_task(
     name="training.fine_tune",
     soft_time_limit=SOFT_LIMIT,
-    time_limit=SOFT_LIMIT + 300,
+    time_limit=JOB_KINDS["fine_tune"].time_limit,
     acks_late=True,  # a worker that dies mid-run leaves the message for a re-run, which resumes
     autoretry_for=(OperationalError,),  # the database blinking is transient; a retry resumes too
     retry_backoff=30,
