@@ -210,7 +210,7 @@ def test_upload_without_a_file(client, admin):
 
 
 def test_upload_over_the_size_limit_gets_413_with_a_clear_page(app, client, admin):
-    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.config["MAX_UPLOAD_BYTES"] = 1024 * 1024
     response = upload(client, "big.jsonl", b"x" * (1024 * 1024 + 10))
     page = response.get_data(as_text=True)
     assert response.status_code == 413 and "larger than the 1 MB upload limit" in page and "Kairos admin" in page
@@ -218,7 +218,7 @@ def test_upload_over_the_size_limit_gets_413_with_a_clear_page(app, client, admi
 
 
 def test_the_upload_limit_defaults_to_50_mb(app):
-    assert app.config["MAX_CONTENT_LENGTH"] == 50 * 1024 * 1024
+    assert app.config["MAX_UPLOAD_BYTES"] == 50 * 1024 * 1024
 
 
 def test_a_created_product_is_embedded_in_process_by_the_active_version(app, client, admin, make_product, tiny_model):

@@ -57,8 +57,8 @@ def _error_page(status: int, message: str):
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
-    if exc.code == 413:
-        limit_mb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
+    if exc.code == 413 and request.endpoint == "admin.catalog_import":
+        limit_mb = (current_app.config.get("MAX_UPLOAD_BYTES") or 0) // (1024 * 1024)
         return _error_page(
             413,
             f"That file is larger than the {limit_mb} MB upload limit; split it, zip it, or import it with the CLI.",

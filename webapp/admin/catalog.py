@@ -74,7 +74,7 @@ def catalog_active(product_id: int):
 @admin_only
 def catalog_import():
     """Upload a catalog file; imported by the CLI's importer, with its report by line."""
-    limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+    limit_mb = current_app.config["MAX_UPLOAD_BYTES"] // (1024 * 1024)
     if request.method == "GET":
         return render_template("admin/catalog_import.html", result=None, limit_mb=limit_mb)
     try:
