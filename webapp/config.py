@@ -124,6 +124,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_BODY_KB", "16")) * 1024,
         "MAX_FORM_PARTS": int(env.get("KAIROS_MAX_FORM_PARTS", "100")),
         "MAX_FORM_MEMORY_SIZE": int(env.get("KAIROS_MAX_ADMIN_FORM_KB", "512")) * 1024,
+        # Catalog files (engine/catalog/readers.py), from the CLI or an upload: at most this large
+        # unzipped, this compression ratio for a zip member over 1 MiB, and this long per record.
+        "IMPORT_MAX_BYTES": int(env.get("KAIROS_IMPORT_MAX_MB", "512")) * 1024 * 1024,
+        "IMPORT_MAX_ZIP_RATIO": float(env.get("KAIROS_IMPORT_MAX_ZIP_RATIO", "100")),
+        "IMPORT_MAX_LINE_BYTES": int(env.get("KAIROS_IMPORT_MAX_LINE_KB", "1024")) * 1024,
         # Login attempts are counted in this storage (Redis in production so every web worker
         # shares the count; memory:// is per process).
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",

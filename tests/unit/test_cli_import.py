@@ -68,12 +68,12 @@ def test_missing_file_is_a_clear_error(runner, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_non_utf8_file_is_a_clear_error(runner, tmp_path):
+def test_non_utf8_file_is_a_clear_error_naming_the_line(runner, tmp_path):
     path = tmp_path / "c.csv"
     path.write_bytes("id,title\nA,Caf\u00e9\n".encode("latin-1"))
     result = runner.invoke(args=["catalog", "import", str(path)])
     assert result.exit_code != 0
-    assert "c.csv is not UTF-8 text" in result.stderr
+    assert "line 2: line is not valid UTF-8" in result.stderr and "no valid records found" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert stored_ids() == set()
 
