@@ -21,6 +21,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 UPLOAD_ENDPOINTS = {"admin.catalog_import": "MAX_UPLOAD_BYTES"}
 # Admin routes an anonymous client can reach with a body: they keep the public limit.
 PUBLIC_ADMIN_ENDPOINTS = {"admin.login", "admin.logout"}
+# A body without a Content-Length is read ahead (and so held) only up to limits this small.
+PREREAD_MAX = 1024 * 1024
 
 
 def body_limit(endpoint: str | None) -> int:
@@ -51,6 +53,21 @@ def limit_request_body() -> None:
     request.max_content_length = limit
     declared = request.content_length
     if declared is not None and declared > limit:
+        raise RequestEntityTooLarge(too_large_message(limit))
+    if declared is None and limit <= PREREAD_MAX and request.environ.get("wsgi.input_terminated"):
+        _refuse_long_stream(limit)
+
+
+def _refuse_long_stream(limit: int) -> None:
+    """A body without a length (chunked): Werkzeug's limited stream would hand the view the first
+    `limit` bytes as if they were all, so read one byte more here and refuse it when it is there.
+    The body read stays cached on the request for the view and the form parser."""
+    request.max_content_length = limit + 1
+    try:
+        body = request.get_data(cache=True)
+    finally:
+        request.max_content_length = limit
+    if len(body) > limit:
         raise RequestEntityTooLarge(too_large_message(limit))
 
 

@@ -110,3 +110,15 @@ def test_the_catalog_upload_keeps_the_large_limit(app, client, login, monkeypatc
         "/admin/catalog/import", data={"file": (io.BytesIO(rows), "c.jsonl")}, content_type="multipart/form-data"
     )
     assert response.status_code == 302 and sent == ["catalog.import_file"]
+
+
+def test_a_chunked_body_within_the_limit_reaches_the_view_whole(client, make_product):
+    make_product(external_id="P1", title="Towel")
+    body = json.dumps({"events": [{"type": "click", "product_id": "P1"}] * 50}).encode()
+    response = client.post(
+        "/api/events",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 201 and response.get_json()["stored"] == 50

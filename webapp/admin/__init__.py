@@ -35,6 +35,15 @@ bp.before_request(guard_admin)
 bp.teardown_request(forget_request_state)
 
 
+@bp.after_app_request
+def _no_store(response):
+    """Admin pages (their errors too) hold shoppers' searches and the shop's settings: never kept
+    by a browser or proxy cache."""
+    if request.blueprint == "admin" or request.path.startswith("/admin/") or request.path == "/admin":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.context_processor
 def _layout() -> dict:
     endpoint = request.endpoint or ""
