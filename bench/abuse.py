@@ -139,7 +139,7 @@ def run_one(name: str, env: dict[str, str], port: int, ids: list[str], args: arg
         stop = threading.Event()
         poller = threading.Thread(target=health_p50, args=(server.base, stop, quiet))
         poller.start()
-        time.sleep(3)
+        time.sleep(5)  # health alone first: the baseline beside the attack's
         stop.set()
         poller.join()
         before = {pid: rss_mb(pid) for pid in pids}

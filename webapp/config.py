@@ -118,10 +118,10 @@ def load_config(overrides: dict | None = None) -> dict:
         # storefront's forms, the admin login), more for the admin's own forms, and the upload limit
         # only for the catalog import. A larger body answers 413 before it is read. MAX_CONTENT_LENGTH
         # is Flask's fallback for a request no route claimed; forms have at most MAX_FORM_PARTS fields.
-        "MAX_BODY_BYTES": int(env.get("KAIROS_MAX_BODY_KB", "16")) * 1024,
+        "MAX_BODY_BYTES": int(env.get("KAIROS_MAX_BODY_KB", "32")) * 1024,
         "MAX_ADMIN_FORM_BYTES": int(env.get("KAIROS_MAX_ADMIN_FORM_KB", "512")) * 1024,
         "MAX_UPLOAD_BYTES": int(env.get("KAIROS_MAX_UPLOAD_MB", "50")) * 1024 * 1024,
-        "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_BODY_KB", "16")) * 1024,
+        "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_BODY_KB", "32")) * 1024,
         "MAX_FORM_PARTS": int(env.get("KAIROS_MAX_FORM_PARTS", "100")),
         "MAX_FORM_MEMORY_SIZE": int(env.get("KAIROS_MAX_ADMIN_FORM_KB", "512")) * 1024,
         # Catalog files (engine/catalog/readers.py), from the CLI or an upload: at most this large

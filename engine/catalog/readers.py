@@ -241,7 +241,10 @@ def count_lines(path: str | Path, limits: ReadLimits | None = None) -> int:
     limits = limits or default_limits()
     count, last = 0, b"\n"
     with _open(Path(path), limits) as (stream, _):
-        while chunk := stream.read(1024 * 1024):
-            count += chunk.count(b"\n")
-            last = chunk[-1:]
+        try:
+            while chunk := stream.read(1024 * 1024):
+                count += chunk.count(b"\n")
+                last = chunk[-1:]
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise CatalogFileError(f"the zip is damaged: {exc}") from None
     return count + (last != b"\n")

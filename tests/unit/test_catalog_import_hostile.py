@@ -98,3 +98,39 @@ def test_a_cli_import_names_the_bad_line(runner, tmp_path):
     result = runner.invoke(args=["catalog", "import", str(path)])
     assert result.exit_code == 0, result.output
     assert "2 created" in result.output and "line 2: invalid JSON: NaN is not a JSON number" in result.output
+
+
+def test_a_zip_damaged_midway_says_what_was_stored_before_it(app, tmp_path, monkeypatch):
+    import zipfile
+
+    from engine.catalog.readers import CatalogFileError
+    from webapp.services import catalog_import
+
+    monkeypatch.setattr(catalog_import, "CHUNK", 10)
+    path = tmp_path / "c.zip"
+    rows = "\n".join(good(n) + " " * (n % 7) for n in range(1, 3001)) + "\n"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("c.jsonl", rows)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # the deflate stream breaks halfway
+    path.write_bytes(bytes(data))
+    with pytest.raises(CatalogFileError, match=r"damaged after line \d+.*; before it: \d+ created"):
+        import_catalog(path)
+    assert db.session.scalar(select(func.count()).select_from(Product)) > 0
+
+
+def test_a_damaged_zip_is_refused_before_storing_when_progress_counts_lines_first(app, tmp_path):
+    import zipfile
+
+    from engine.catalog.readers import CatalogFileError
+
+    path = tmp_path / "c.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("c.jsonl", "\n".join(good(n) + " " * (n % 7) for n in range(1, 3001)) + "\n")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CatalogFileError, match="the zip is damaged"):
+        import_catalog(path, progress=lambda done, total: None)
+    assert db.session.scalar(select(func.count()).select_from(Product)) == 0

@@ -28,7 +28,7 @@ from pathlib import Path
 from sqlalchemy import exists, select
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
-from engine.catalog.readers import ReadLimits, count_lines, iter_catalog
+from engine.catalog.readers import CatalogFileError, ReadLimits, count_lines, iter_catalog
 from engine.catalog.records import ProductRecord
 from webapp.extensions import db
 from webapp.models import Product, utcnow
@@ -165,6 +165,11 @@ def import_records(
                     progress(reported, total or last_line)
         if chunk:
             _store_chunk(chunk, established, options, report)
+    except CatalogFileError as exc:  # the file broke off (a damaged zip) after some chunks were stored
+        db.session.rollback()
+        if report.stored or report.rejected:
+            raise CatalogFileError(f"{exc}; before it: {report.summary()}") from None
+        raise
     except Exception:
         db.session.rollback()
         raise
