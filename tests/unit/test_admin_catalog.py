@@ -288,3 +288,14 @@ def test_a_created_product_is_embedded_in_process_by_the_active_version(app, cli
     assert created.id not in state.searcher.bundle.vectors
     assert storefront_finds(client, "linen tea towel", "NEW-1")  # the next request syncs the index
     assert created.id in state.searcher.bundle.vectors  # and the vector was computed here, by the ONNX encoder
+
+
+def test_an_upload_the_broker_refuses_is_a_503_and_leaves_no_file(app, client, admin, tmp_path, monkeypatch):
+    def refuse(*_, **__):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(app.extensions["celery"], "send_task", refuse)
+    response = upload(client, "catalog.jsonl", JSONL)
+    assert response.status_code == 503 and "could not be queued" in response.get_data(as_text=True)
+    assert list((tmp_path / "uploads").iterdir()) == []
+    assert product("G1") is None

@@ -147,7 +147,11 @@ def queue_upload(upload: FileStorage | None, reactivate: bool = False) -> Job:
         stored.unlink(missing_ok=True)
         raise InputError(str(exc).replace(str(stored), display).replace(stored.name, display)) from None
     params = {"path": str(stored), "filename": display, "reactivate": reactivate, "delete_after": True}
-    return start_job("catalog_import", "catalog.import_file", params)
+    try:
+        return start_job("catalog_import", "catalog.import_file", params)
+    except Exception:
+        stored.unlink(missing_ok=True)  # no job will ever read it (start_job failed its row)
+        raise
 
 
 def import_job(job_id: int) -> Job | None:
