@@ -100,7 +100,7 @@ def test_the_limits_are_per_route_and_configurable(app):
         assert body_limit("api.events") == 32 * 1024
         assert body_limit("admin.login") == 32 * 1024
         assert body_limit("admin.catalog_edit") == app.config["MAX_ADMIN_FORM_BYTES"] == 512 * 1024
-        assert body_limit("admin.catalog_import") == 50 * 1024 * 1024
+        assert body_limit("admin.catalog_import") == 32 * 1024  # anonymous: the public limit
         assert body_limit(None) == 32 * 1024
         app.config["MAX_BODY_BYTES"] = 4096
         assert body_limit("storefront.cart_add") == 4096
@@ -130,3 +130,24 @@ def test_a_chunked_body_within_the_limit_reaches_the_view_whole(client, make_pro
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert response.status_code == 201 and response.get_json()["stored"] == 50
+
+
+def test_only_a_signed_in_admin_may_send_an_upload_sized_body(client, login):
+    body = b"x" * (100 * 1024)
+    headers = {"Content-Length": str(len(body))}
+    anonymous = client.post(
+        "/admin/catalog/import",
+        input_stream=CountingStream(body),
+        content_type="multipart/form-data; boundary=x",
+        headers=headers,
+    )
+    assert anonymous.status_code == 413
+    login("analyst", email="reader@example.com")
+    with client.application.test_request_context():
+        from flask_login import login_user
+
+        from webapp.auth import AdminIdentity
+        from webapp.models import AdminUser
+
+        login_user(AdminIdentity(db.session.scalar(select(AdminUser))))
+        assert body_limit("admin.catalog_import") == 32 * 1024  # an analyst cannot import either

@@ -66,7 +66,7 @@ def _error_page(status: int, message: str):
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
-    if exc.code == 413 and request.endpoint == "admin.catalog_import":
+    if exc.code == 413 and request.endpoint == "admin.catalog_import" and getattr(current_user, "can_change", False):
         limit_mb = (current_app.config.get("MAX_UPLOAD_BYTES") or 0) // (1024 * 1024)
         return _error_page(
             413,
