@@ -134,3 +134,24 @@ def test_a_damaged_zip_is_refused_before_storing_when_progress_counts_lines_firs
     with pytest.raises(CatalogFileError, match="the zip is damaged"):
         import_catalog(path, progress=lambda done, total: None)
     assert db.session.scalar(select(func.count()).select_from(Product)) == 0
+
+
+def test_every_kind_at_once_through_the_admin_upload_and_its_job(app, client, login, monkeypatch):
+    import io
+    from types import SimpleNamespace
+
+    from worker.tasks.catalog import import_file
+
+    login("admin")
+    monkeypatch.setattr(app.extensions["celery"], "send_task", lambda *a, **k: SimpleNamespace(id="t"))
+    lines = [good(0)] + [line for _, line, _ in BAD_LINES] + [good(1)]
+    body = "\n".join(lines).encode("utf-8", "surrogatepass") + b"\n\xff\xfe broken\n"
+    response = client.post("/admin/catalog/import", data={"file": (io.BytesIO(body), "hostile.jsonl")})
+    assert response.status_code == 302
+    import_file(int(response.headers["Location"].rsplit("/", 1)[1]))
+    page = client.get(response.headers["Location"])
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    rejected = len(BAD_LINES) + 1
+    assert f"2 stored (2 created, 0 updated, 0 unchanged), {rejected} rejected" in text
+    assert f'<td class="num">{len(lines) + 1}</td>' in text  # the invalid UTF-8 line, by number
