@@ -184,7 +184,7 @@ def validate_record(doc: object, fallback_id: str | None = None) -> ProductRecor
     image_url = _text(doc, "image_url", "image", limit=_LIMITS["image_url"])
     if image_url and not image_url.startswith(("https://", "http://")):
         raise RecordError("image must be an http(s) URL")
-    rating_count = _number(doc, "rating_count", 0, 1e12)
+    rating_count = _number(doc, "rating_count", 0, 2**31 - 1)  # the column is a 32-bit integer
     if rating_count is not None and rating_count != int(rating_count):
         raise RecordError("rating_count must be a whole number")
     return ProductRecord(

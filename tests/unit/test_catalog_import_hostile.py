@@ -155,3 +155,36 @@ def test_every_kind_at_once_through_the_admin_upload_and_its_job(app, client, lo
     rejected = len(BAD_LINES) + 1
     assert f"2 stored (2 created, 0 updated, 0 unchanged), {rejected} rejected" in text
     assert f'<td class="num">{len(lines) + 1}</td>' in text  # the invalid UTF-8 line, by number
+
+
+def test_a_record_the_database_refuses_is_reported_and_its_chunk_kept(app, tmp_path, monkeypatch):
+    from sqlalchemy import event
+    from sqlalchemy.exc import DataError
+
+    from webapp.services import catalog_import
+
+    monkeypatch.setattr(catalog_import, "CHUNK", 50)
+
+    def refuse(session, _context, _instances):  # as PostgreSQL refuses a value validation let through
+        if any(getattr(p, "title", "") == "Refused by the database" for p in session.new):
+            raise DataError("INSERT", {}, Exception("value out of range"))
+
+    event.listen(db.session, "before_flush", refuse)
+    try:
+        rows = [good(n) for n in range(1, 121)]
+        rows[76] = json.dumps({"id": "G77", "title": "Refused by the database"})  # line 77, in the second chunk
+        path = tmp_path / "c.jsonl"
+        path.write_text("\n".join(rows) + "\n")
+        report = import_catalog(path)
+    finally:
+        event.remove(db.session, "before_flush", refuse)
+    assert (report.created, report.rejected) == (119, 1)
+    assert report.errors == [(77, "the database refused it: value out of range")]
+    assert db.session.scalar(select(func.count()).select_from(Product)) == 119
+
+
+def test_a_rating_count_beyond_the_column_is_refused_by_validation(app, tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"id": "R1", "title": "x", "rating_count": 3_000_000_000}) + "\n" + good(1) + "\n")
+    report = import_catalog(path)
+    assert report.stored == 1 and "rating_count must be between 0 and 2.14748e+09" in report.errors[0][1]

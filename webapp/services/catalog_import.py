@@ -130,11 +130,13 @@ def _store_chunk(rows: list[tuple[int, ProductRecord]], established: bool, optio
         db.session.rollback()
         report.created, report.updated, report.unchanged, report.kept_hidden = counts
     for line, record in rows:
+        counts = (report.created, report.updated, report.unchanged, report.kept_hidden)
         try:
             _upsert([(line, record)], established, options, report)
             db.session.commit()
         except (DataError, IntegrityError, StatementError, UnicodeError, ValueError) as exc:
             db.session.rollback()
+            report.created, report.updated, report.unchanged, report.kept_hidden = counts  # it was not stored
             reason = getattr(exc, "orig", None) or exc
             report.reject(line, f"the database refused it: {str(reason).splitlines()[0][:200]}")
 
