@@ -9,6 +9,9 @@ workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "2"))  # tuned: bench/README.md "Serving tuning"
 worker_class = "gthread"
 timeout = 30
+# The longest request line gunicorn takes (its maximum; the default is 4094): a query of 200
+# 4-byte characters is 2,400 bytes percent-encoded. docs/openapi.yaml documents the 414 beyond it.
+limit_request_line = 8190
 graceful_timeout = 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG")  # unset: no access log on the hot path
 # One control socket per instance: the default ($HOME/.gunicorn/gunicorn.ctl) is shared, so a

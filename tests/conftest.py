@@ -91,6 +91,7 @@ def make_product(app):
             "updated_at": utcnow(),
         }
         values.update(fields)
+        values.setdefault("listed_at", values["created_at"])  # a product added now is listed now
         product = Product(**values)
         db.session.add(product)
         db.session.commit()

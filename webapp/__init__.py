@@ -15,13 +15,14 @@ def create_app(config: dict | None = None) -> Flask:
     # of its JSON encoding (bench/README.md, session 5); JSON readers never depend on the order.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from webapp import auth, cli, errors, filters, models, security, visitors  # noqa: F401  (models register their tables)
+    from webapp import auth, cli, errors, filters, models, request_limits, security, visitors  # noqa: F401  (models register their tables)
     from webapp.admin import bp as admin_bp
     from webapp.api import bp as api_bp
     from webapp.celery_wiring import celery_init_app
     from webapp.extensions import csrf, db, limiter, login_manager, migrate, tune_sqlite
     from webapp.storefront import bp as storefront_bp
 
+    request_limits.init_app(app)  # per-route body limits, checked before anything reads a body
     db.init_app(app)
     with app.app_context():
         tune_sqlite(db.engine)

@@ -125,7 +125,14 @@ def _unauthorized():
 
 def safe_next(target: str | None) -> str:
     """Where to go after login: only a path inside the admin, never another site."""
-    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+    # No control characters: a CR or LF in a Location header is a server error (or header injection).
+    if (
+        target
+        and target.startswith("/admin")
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.isprintable()
+    ):
         return target
     return url_for("admin.index")
 

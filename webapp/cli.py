@@ -15,7 +15,7 @@ from webapp.cli_ranker import ranker_cli
 from webapp.cli_search_log import search_log_cli
 from webapp.cli_signals import signals_cli
 from webapp.cli_simulate import simulate_command
-from webapp.services.catalog_import import import_catalog
+from webapp.services.catalog_import import ImportOptions, import_catalog, read_limits
 
 catalog_cli = AppGroup("catalog", help="Manage the product catalog.")
 
@@ -23,10 +23,17 @@ catalog_cli = AppGroup("catalog", help="Manage the product catalog.")
 @catalog_cli.command("import")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 @click.option("--max-errors", default=20, show_default=True, help="How many bad lines to list.")
-def import_command(path: str | None, max_errors: int) -> None:
+@click.option("--reactivate", is_flag=True, help="Let rows show products an admin hid.")
+@click.option(
+    "--established/--new-arrivals",
+    default=None,
+    help="Products the shop sold before (not new arrivals); default: only when the catalog is empty.",
+)
+def import_command(path: str | None, max_errors: int, reactivate: bool, established: bool | None) -> None:
     """Import products from a _bulk ndjson, JSON Lines or CSV file (plain or .zip).
 
-    Without PATH, imports the demo catalog shipped in data/.
+    Without PATH, imports the demo catalog shipped in data/. An existing product changes only
+    in the fields its row carries; see webapp/services/catalog_import.py.
     """
     path = path or current_app.config["DEMO_CATALOG"]
     bar = click.progressbar(length=1, label="Importing", show_pos=True)
@@ -37,7 +44,8 @@ def import_command(path: str | None, max_errors: int) -> None:
 
     try:
         with bar:
-            report = import_catalog(path, progress)
+            options = ImportOptions(reactivate=reactivate, established=established)
+            report = import_catalog(path, progress, options, read_limits(current_app.config))
     except CatalogFileError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{path}: {report.summary()}")

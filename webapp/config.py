@@ -131,9 +131,23 @@ def load_config(overrides: dict | None = None) -> dict:
         "FINE_TUNE_MAX_TRAIN_SECONDS": float(env.get("KAIROS_FINE_TUNE_MAX_TRAIN_SECONDS", "5400")),
         "FINE_TUNE_LOCK_TTL_SECONDS": float(env.get("KAIROS_FINE_TUNE_LOCK_TTL", "600")),
         "FINE_TUNE_CHECKPOINT_DIR": env.get("KAIROS_FINE_TUNE_CHECKPOINT_DIR", ""),  # "": INSTANCE_DIR/checkpoints
-        # Admin console: uploads above this answer 413; login attempts are counted in this storage
-        # (Redis in production so every web worker shares the count; memory:// is per process).
-        "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_UPLOAD_MB", "50")) * 1024 * 1024,
+        # Request bodies (webapp/request_limits.py): a few KB on public routes (the JSON API, the
+        # storefront's forms, the admin login), more for the admin's own forms, and the upload limit
+        # only for the catalog import. A larger body answers 413 before it is read. MAX_CONTENT_LENGTH
+        # is Flask's fallback for a request no route claimed; forms have at most MAX_FORM_PARTS fields.
+        "MAX_BODY_BYTES": int(env.get("KAIROS_MAX_BODY_KB", "32")) * 1024,
+        "MAX_ADMIN_FORM_BYTES": int(env.get("KAIROS_MAX_ADMIN_FORM_KB", "512")) * 1024,
+        "MAX_UPLOAD_BYTES": int(env.get("KAIROS_MAX_UPLOAD_MB", "50")) * 1024 * 1024,
+        "MAX_CONTENT_LENGTH": int(env.get("KAIROS_MAX_BODY_KB", "32")) * 1024,
+        "MAX_FORM_PARTS": int(env.get("KAIROS_MAX_FORM_PARTS", "100")),
+        "MAX_FORM_MEMORY_SIZE": int(env.get("KAIROS_MAX_ADMIN_FORM_KB", "512")) * 1024,
+        # Catalog files (engine/catalog/readers.py), from the CLI or an upload: at most this large
+        # unzipped, this compression ratio for a zip member over 1 MiB, and this long per record.
+        "IMPORT_MAX_BYTES": int(env.get("KAIROS_IMPORT_MAX_MB", "512")) * 1024 * 1024,
+        "IMPORT_MAX_ZIP_RATIO": float(env.get("KAIROS_IMPORT_MAX_ZIP_RATIO", "100")),
+        "IMPORT_MAX_LINE_BYTES": int(env.get("KAIROS_IMPORT_MAX_LINE_KB", "1024")) * 1024,
+        # Login attempts are counted in this storage (Redis in production so every web worker
+        # shares the count; memory:// is per process).
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
         # Activation refuses a version whose quick quality check (dense NDCG@10 on a few train
         # queries) falls more than this below the figure recorded at its build.

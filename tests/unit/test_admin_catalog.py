@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 import zipfile
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from webapp.extensions import db
 from webapp.models import Product
 from webapp.services.catalog_admin import list_products
+from worker.tasks.catalog import import_file
 
 FIELDS = {"external_id": "NEW-1", "title": "Linen tea towel", "brand": "Acme", "price": "7.50", "rating": "4.5"}
 
@@ -135,10 +136,35 @@ def test_missing_products_are_404(client, admin):
     assert client.post("/admin/catalog/999/active", data={"active": "0"}).status_code == 404
 
 
-def upload(client, name: str, content: bytes):
+@pytest.fixture
+def sent(app, monkeypatch):
+    """Tasks sent to the broker (no eager Celery in unit tests): (name, args)."""
+    calls: list[tuple[str, list]] = []
+
+    def send_task(name, args=None, **_):
+        calls.append((name, list(args or [])))
+        return SimpleNamespace(id=f"task-{len(calls)}")
+
+    monkeypatch.setattr(app.extensions["celery"], "send_task", send_task)
+    return calls
+
+
+def upload(client, name: str, content: bytes, **form):
     return client.post(
-        "/admin/catalog/import", data={"file": (io.BytesIO(content), name)}, content_type="multipart/form-data"
+        "/admin/catalog/import", data={"file": (io.BytesIO(content), name), **form}, content_type="multipart/form-data"
     )
+
+
+def upload_and_run(client, sent, name: str, content: bytes, **form) -> str:
+    """Upload, check the job was queued (not run in the request), run the task body, read the report page."""
+    response = upload(client, name, content, **form)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    job_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    assert sent[-1] == ("catalog.import_file", [job_id])
+    assert client.get(f"/admin/catalog/import/{job_id}").get_data(as_text=True).count("Queued") == 1
+    import_file(job_id)
+    db.session.expire_all()
+    return client.get(f"/admin/catalog/import/{job_id}").get_data(as_text=True)
 
 
 JSONL = "\n".join(
@@ -151,66 +177,87 @@ JSONL = "\n".join(
 ).encode()
 
 
-def test_upload_reports_like_the_cli_and_stores_the_good_lines(client, admin, runner, tmp_path):
-    response = upload(client, "catalog.jsonl", JSONL)
-    page = response.get_data(as_text=True)
-    assert response.status_code == 200
-    assert "2 created, 0 updated, 0 unchanged, 2 rejected" in page
+def test_upload_becomes_a_job_whose_report_lists_the_bad_lines(client, admin, runner, tmp_path, sent):
+    page = upload_and_run(client, sent, "catalog.jsonl", JSONL)
+    assert "Succeeded" in page and "2 stored (2 created, 0 updated, 0 unchanged), 2 rejected" in page
     assert "rating must be between 0 and 5" in page and "invalid JSON" in page
     assert '<td class="num">2</td>' in page and '<td class="num">3</td>' in page  # by line
+    assert 'http-equiv="refresh"' not in page  # a finished job's page stops refreshing
     assert product("G1") and product("G2") and not product("B1")
     assert storefront_finds(client, "coffee mug", "G2")
     # The CLI reads the same file the same way: now everything is unchanged.
     (tmp_path / "same.jsonl").write_bytes(JSONL)
     cli = runner.invoke(args=["catalog", "import", str(tmp_path / "same.jsonl")])
     assert "0 created, 0 updated, 2 unchanged, 2 rejected" in cli.stdout
-    assert "0 created, 0 updated, 2 unchanged, 2 rejected" in upload(client, "catalog.jsonl", JSONL).get_data(
-        as_text=True
-    )
+    assert "2 stored (0 created, 0 updated, 2 unchanged)" in upload_and_run(client, sent, "catalog.jsonl", JSONL)
 
 
-def test_upload_of_a_zipped_csv(client, admin):
+def test_a_queued_import_page_refreshes_and_stores_nothing_yet(client, admin, sent):
+    response = upload(client, "catalog.jsonl", JSONL)
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Queued" in page and 'http-equiv="refresh"' in page
+    assert product("G1") is None  # nothing is imported inside the request
+
+
+def test_upload_of_a_zipped_csv(client, admin, sent):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("products.csv", "id,title,brand,price\nC1,Camping stove,Blaze,49.90\nC2,,Blaze,1\n")
-    page = upload(client, "export.zip", buffer.getvalue()).get_data(as_text=True)
-    assert "1 created, 0 updated, 0 unchanged, 1 rejected" in page and "missing title" in page
+    page = upload_and_run(client, sent, "export.zip", buffer.getvalue())
+    assert "1 stored (1 created, 0 updated, 0 unchanged), 1 rejected" in page and "missing title" in page
     assert product("C1").price == 49.9
 
 
-def test_upload_name_is_sanitised_and_never_a_path(client, admin, tmp_path, monkeypatch):
-    uploads = tmp_path / "tmp"
-    uploads.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(uploads))
-    page = upload(client, "../../etc/<b>cron</b>.jsonl", JSONL).get_data(as_text=True)
+def test_upload_name_is_sanitised_never_a_path_and_the_file_is_deleted(app, client, admin, tmp_path, sent):
+    page = upload_and_run(client, sent, "../../etc/<b>cron</b>.jsonl", JSONL)
     assert "2 created" in page
     assert "etc_bcron_b.jsonl" in page and "../" not in page and "<b>cron" not in page
-    assert list(uploads.iterdir()) == []  # the temporary copy is gone
+    assert list((tmp_path / "uploads").iterdir()) == []  # the job deleted its copy
     assert not (tmp_path / "etc").exists()
+
+
+def test_reactivate_is_the_admins_choice(client, admin, sent, make_product):
+    make_product(external_id="H1", title="Hidden towel", is_active=False)
+    row = json.dumps({"id": "H1", "title": "Hidden towel", "is_active": True}).encode()
+    assert "1 kept hidden" in upload_and_run(client, sent, "c.jsonl", row)
+    assert product("H1").is_active is False
+    upload_and_run(client, sent, "c.jsonl", row, reactivate="1")
+    assert product("H1").is_active is True
 
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
         ("catalog.exe", b"MZ", "the file must end in .ndjson, .jsonl, .json, .csv, .zip"),
-        ("catalog.jsonl", b"\xff\xfe\x00bad", "catalog.jsonl is not UTF-8 text"),
         ("catalog.zip", b"PK\x05\x06" + b"\x00" * 18, "must hold exactly one"),
     ],
 )
-def test_upload_refuses_unreadable_files_clearly(client, admin, name, content, message):
+def test_upload_refuses_unreadable_files_clearly(client, admin, sent, name, content, message):
     response = upload(client, name, content)
     page = response.get_data(as_text=True)
     assert response.status_code == 400 and message in page
-    assert "upload." not in page and "/tmp" not in page  # no server path leaks
+    assert "upload-" not in page and "/tmp" not in page  # no server path leaks
+    assert sent == []
 
 
-def test_upload_without_a_file(client, admin):
+def test_a_zip_whose_ratio_is_a_bomb_is_refused_before_a_job(client, admin, sent, tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("c.jsonl", b" " * (8 * 2**20))
+    response = upload(client, "c.zip", buffer.getvalue())
+    assert response.status_code == 400 and "times larger than it is zipped (at most 100)" in response.get_data(
+        as_text=True
+    )
+    assert sent == [] and list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_upload_without_a_file(client, admin, sent):
     response = client.post("/admin/catalog/import", data={}, content_type="multipart/form-data")
     assert response.status_code == 400 and "choose a catalog file" in response.get_data(as_text=True)
 
 
 def test_upload_over_the_size_limit_gets_413_with_a_clear_page(app, client, admin):
-    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.config["MAX_UPLOAD_BYTES"] = 1024 * 1024
     response = upload(client, "big.jsonl", b"x" * (1024 * 1024 + 10))
     page = response.get_data(as_text=True)
     assert response.status_code == 413 and "larger than the 1 MB upload limit" in page and "Kairos admin" in page
@@ -218,7 +265,7 @@ def test_upload_over_the_size_limit_gets_413_with_a_clear_page(app, client, admi
 
 
 def test_the_upload_limit_defaults_to_50_mb(app):
-    assert app.config["MAX_CONTENT_LENGTH"] == 50 * 1024 * 1024
+    assert app.config["MAX_UPLOAD_BYTES"] == 50 * 1024 * 1024
 
 
 def test_a_created_product_is_embedded_in_process_by_the_active_version(app, client, admin, make_product, tiny_model):
@@ -241,3 +288,14 @@ def test_a_created_product_is_embedded_in_process_by_the_active_version(app, cli
     assert created.id not in state.searcher.bundle.vectors
     assert storefront_finds(client, "linen tea towel", "NEW-1")  # the next request syncs the index
     assert created.id in state.searcher.bundle.vectors  # and the vector was computed here, by the ONNX encoder
+
+
+def test_an_upload_the_broker_refuses_is_a_503_and_leaves_no_file(app, client, admin, tmp_path, monkeypatch):
+    def refuse(*_, **__):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(app.extensions["celery"], "send_task", refuse)
+    response = upload(client, "catalog.jsonl", JSONL)
+    assert response.status_code == 503 and "could not be queued" in response.get_data(as_text=True)
+    assert list((tmp_path / "uploads").iterdir()) == []
+    assert product("G1") is None

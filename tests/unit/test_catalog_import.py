@@ -54,7 +54,7 @@ def test_import_creates_products(app, tmp_path):
     assert stored["A2"].price is None
     assert stored["A3"].bullet_points == "Keeps cold\n1 l"
     assert a1.created_at == a1.updated_at
-    assert calls == [(3, 3)]
+    assert calls == [(6, 6)]  # progress counts the file's lines (two per bulk record)
 
 
 def test_running_twice_changes_nothing(app, tmp_path):
@@ -133,15 +133,89 @@ def test_chunks_commit_with_progress(app, tmp_path, monkeypatch):
     records = [{"asin": f"C{i}", "title": f"Item {i}"} for i in range(5)] + [{"asin": "C0", "title": "Item 0 again"}]
     calls = []
     report = import_catalog(write_bulk(tmp_path / "c.ndjson", records), lambda d, t: calls.append((d, t)))
-    assert calls == [(2, 6), (4, 6), (6, 6)]
+    assert calls == [(4, 12), (8, 12), (12, 12)]  # lines of the file: an action and a document per record
     # C0 was created in the first chunk and updated by the last one.
     assert (report.created, report.updated) == (5, 1)
     assert products()["C0"].title == "Item 0 again"
 
 
 def test_unreadable_file_raises_and_stores_nothing(app, tmp_path):
-    path = tmp_path / "c.jsonl"
-    path.write_bytes(b'{"id": "X", "title": "caf\xe9"}\n')
-    with pytest.raises(CatalogFileError, match="not UTF-8"):
+    path = tmp_path / "c.zip"
+    path.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip: no catalog member
+    with pytest.raises(CatalogFileError, match="exactly one"):
         import_catalog(path)
     assert products() == {}
+
+
+def test_a_partial_row_changes_only_the_fields_it_carries(app, tmp_path):
+    import_catalog(write_bulk(tmp_path / "c.ndjson", RECORDS))
+    path = tmp_path / "partial.jsonl"
+    path.write_text(json.dumps({"asin": "A1", "title": "Cotton bath towel, large"}) + "\n")
+    report = import_catalog(path)
+    assert report.updated == 1
+    db.session.expire_all()
+    a1 = products()["A1"]
+    assert a1.title == "Cotton bath towel, large"
+    assert (a1.brand, a1.price, a1.image_url, a1.category_path) == (
+        "Acme",
+        12.5,
+        "https://img.example/a1.jpg",
+        "Home > Bath",
+    )
+
+
+def test_an_empty_csv_cell_is_not_carried_but_a_json_null_clears(app, tmp_path):
+    import_catalog(write_bulk(tmp_path / "c.ndjson", RECORDS))
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("asin,title,brand,price\nA1,Towel,,\n")
+    import_catalog(csv_path)
+    db.session.expire_all()
+    assert (products()["A1"].brand, products()["A1"].price) == ("Acme", 12.5)
+    null_path = tmp_path / "null.jsonl"
+    null_path.write_text(json.dumps({"asin": "A1", "title": "Towel", "price": None}) + "\n")
+    import_catalog(null_path)
+    db.session.expire_all()
+    assert products()["A1"].price is None
+
+
+def test_an_import_does_not_show_a_product_the_admin_hid_unless_asked(app, tmp_path):
+    import_catalog(write_bulk(tmp_path / "c.ndjson", RECORDS))
+    products()["A1"].is_active = False  # the admin hid it
+    db.session.commit()
+    full = write_bulk(tmp_path / "again.ndjson", [dict(RECORDS[0], is_active=True, price=11.0)])
+    report = import_catalog(full)
+    db.session.expire_all()
+    assert report.kept_hidden == 1 and "1 kept hidden" in report.summary()
+    assert products()["A1"].is_active is False and products()["A1"].price == 11.0
+    import_catalog(full, options=catalog_import.ImportOptions(reactivate=True))
+    db.session.expire_all()
+    assert products()["A1"].is_active is True
+
+
+def test_the_first_import_is_not_new_arrivals_but_later_ones_are(app, tmp_path):
+    import_catalog(write_bulk(tmp_path / "c.ndjson", RECORDS))
+    assert {p.listed_at for p in products().values()} == {None}  # established: no new-product bonus
+    later = write_bulk(tmp_path / "later.ndjson", [{"asin": "N1", "title": "New kettle"}])
+    import_catalog(later)
+    assert products()["N1"].listed_at is not None
+    marked = write_bulk(tmp_path / "marked.ndjson", [{"asin": "N2", "title": "Old stock"}])
+    import_catalog(marked, options=catalog_import.ImportOptions(established=True))
+    assert products()["N2"].listed_at is None
+
+
+def test_a_product_carries_the_files_own_listing_date(app, tmp_path):
+    from datetime import datetime
+
+    from webapp.services.search_index import product_card
+
+    dated = [
+        dict(RECORDS[0], listed_at="2024-05-01T10:00:00Z"),
+        dict(RECORDS[1], date_first_available=1700000000),
+        RECORDS[2],
+    ]
+    import_catalog(write_bulk(tmp_path / "c.ndjson", dated))
+    stored = products()
+    assert stored["A1"].listed_at == datetime(2024, 5, 1, 10, 0)
+    assert stored["A2"].listed_at == datetime(2023, 11, 14, 22, 13, 20)
+    assert product_card(stored["A1"]).created_at == 1714557600.0  # the age freshness reads is the file's date
+    assert product_card(stored["A3"]).created_at is None

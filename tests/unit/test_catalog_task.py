@@ -88,3 +88,19 @@ def test_without_an_active_version_nothing_is_queued(app, sent, tmp_path):
     result = import_file(import_job(write(tmp_path / "a.jsonl", [("A", "new")])).id)
     assert result["created"] == 1 and "embed_job_id" not in result
     assert embed_jobs() == [] and sent == []
+
+
+def test_an_uploaded_file_is_deleted_when_its_import_ends_and_options_apply(app, sent, tmp_path, make_product):
+    make_product(external_id="H", title="hidden", is_active=False)
+    path = tmp_path / "upload.jsonl"
+    path.write_text(json.dumps({"external_id": "H", "title": "hidden", "is_active": True}) + "\n")
+    job = Job(kind="catalog_import", status="queued", params={"path": str(path), "delete_after": True})
+    db.session.add(job)
+    db.session.commit()
+    result = import_file(job.id)
+    assert result["kept_hidden"] == 1 and not path.exists()
+    path.write_text(json.dumps({"external_id": "H", "title": "hidden", "is_active": True}) + "\n")
+    job = Job(kind="catalog_import", status="queued", params={"path": str(path), "reactivate": True})
+    db.session.add(job)
+    db.session.commit()
+    assert import_file(job.id)["updated"] == 1 and path.exists()

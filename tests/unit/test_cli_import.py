@@ -68,12 +68,12 @@ def test_missing_file_is_a_clear_error(runner, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_non_utf8_file_is_a_clear_error(runner, tmp_path):
+def test_non_utf8_file_is_a_clear_error_naming_the_line(runner, tmp_path):
     path = tmp_path / "c.csv"
     path.write_bytes("id,title\nA,Caf\u00e9\n".encode("latin-1"))
     result = runner.invoke(args=["catalog", "import", str(path)])
     assert result.exit_code != 0
-    assert "c.csv is not UTF-8 text" in result.stderr
+    assert "line 2: line is not valid UTF-8" in result.stderr and "no valid records found" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert stored_ids() == set()
 
@@ -83,3 +83,22 @@ def test_without_path_imports_the_configured_demo_catalog(app, runner, tmp_path)
     result = runner.invoke(args=["catalog", "import"])
     assert result.exit_code == 0, result.output
     assert stored_ids() == {"D1"}
+
+
+def test_new_arrivals_established_and_reactivate_flags(runner, tmp_path):
+    first = write_lines(tmp_path / "a.jsonl", [json.dumps({"id": "A", "title": "Kettle"})])
+    assert runner.invoke(args=["catalog", "import", "--new-arrivals", first]).exit_code == 0
+    kettle = db.session.scalar(select(Product).where(Product.external_id == "A"))
+    assert kettle.listed_at is not None  # asked to: even the first import counts as new
+    kettle.is_active = False
+    db.session.commit()
+    again = write_lines(tmp_path / "b.jsonl", [json.dumps({"id": "A", "title": "Kettle", "is_active": True})])
+    kept = runner.invoke(args=["catalog", "import", again])
+    assert "1 kept hidden" in kept.output
+    shown = runner.invoke(args=["catalog", "import", "--reactivate", again])
+    assert "1 updated" in shown.output
+    db.session.expire_all()
+    assert db.session.scalar(select(Product.is_active).where(Product.external_id == "A")) is True
+    old = write_lines(tmp_path / "c.jsonl", [json.dumps({"id": "B", "title": "Old stock"})])
+    assert runner.invoke(args=["catalog", "import", "--established", old]).exit_code == 0
+    assert db.session.scalar(select(Product.listed_at).where(Product.external_id == "B")) is None

@@ -67,11 +67,10 @@ def test_new_visitor_row_is_created(make_product, show_product):
     assert db.session.get(Visitor, OTHER) is not None
 
 
-def test_position_without_search_is_dropped(make_product, show_product):
+def test_position_without_search_is_refused(make_product):
     make_product(external_id="MUG1")
-    show_product(VISITOR, "MUG1")
-    (event,) = record_events([{"type": "click", "product_id": "MUG1", "position": 3}], VISITOR, max_batch=10)
-    assert event.position is None and event.search_id is None
+    error = _rejected([{"type": "click", "product_id": "MUG1", "position": 3}])
+    assert error.details == [{"index": 0, "error": "position needs the search_id it was shown in"}]
 
 
 def _rejected(raw, visitor=VISITOR, max_batch=10) -> InputError:

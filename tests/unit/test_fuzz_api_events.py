@@ -97,7 +97,7 @@ def test_event_batches_store_all_valid_or_nothing(client, shop, data):
 @pytest.mark.parametrize(
     ("data", "content_type"),
     [
-        ("[" * 100_000 + "]" * 100_000, "application/json"),  # deeper than the parser's stack
+        ("[" * 8_000 + "]" * 8_000, "application/json"),  # deeper than the parser's stack, within the 32 KB limit
         ('{"events": [' + "[" * 5000 + "]" * 5000 + "]}", "application/json"),
         (b"\xff\xfe{", "application/json"),
         ('{"events": [{"type": "click", "product_id": "P00001", "quantity": NaN}]}', "application/json"),

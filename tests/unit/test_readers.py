@@ -183,19 +183,22 @@ def test_empty_files_give_nothing(tmp_path):
     assert read_catalog(_write(tmp_path, "c.ndjson", "\n\n")) == []
 
 
-def test_non_utf8_file_is_refused(tmp_path):
-    path = tmp_path / "c.jsonl"
-    path.write_bytes(
+def test_a_non_utf8_line_is_that_lines_error(tmp_path):
+    latin = (
         json.dumps({"id": "A", "title": "Caf\u00e9"}, ensure_ascii=False).encode("utf-8").replace(b"\xc3\xa9", b"\xe9")
     )
-    with pytest.raises(CatalogFileError, match="not UTF-8"):
-        read_catalog(path)
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"id": "G", "title": "Good"}\n' + latin + b"\n")
+    parsed = read_catalog(path)
+    assert _ok(parsed)["G"].title == "Good"
+    assert [(p.line, p.error) for p in parsed if p.error] == [(2, "line is not valid UTF-8 (byte 26 of the line)")]
 
 
-def test_non_utf8_member_in_zip_is_refused(tmp_path):
-    path = _zip(tmp_path, {"c.csv": "id,title\nA,Caf\u00e9\n".encode("latin-1")})
-    with pytest.raises(CatalogFileError, match="c.csv is not UTF-8"):
-        read_catalog(path)
+def test_a_non_utf8_row_in_a_zipped_csv_is_that_rows_error(tmp_path):
+    path = _zip(tmp_path, {"c.csv": "id,title\nA,Caf\u00e9\nB,Tea\n".encode("latin-1")})
+    parsed = read_catalog(path)
+    assert set(_ok(parsed)) == {"B"}
+    assert [(p.line, p.error[:24]) for p in parsed if p.error] == [(2, "line is not valid UTF-8 ")]
 
 
 def test_zip_with_two_catalog_members_is_refused(tmp_path):

@@ -35,6 +35,10 @@ def test_full_record_is_normalised():
         rating_count=12,
         image_url="https://example.com/t.jpg",
         is_active=True,
+        present=frozenset(
+            {"title", "brand", "bullet_points", "category_path", "price", "rating", "rating_count", "image_url"}
+            | {"is_active"}
+        ),
     )
     assert "external_id" not in record.fields()
     assert record.fields()["price"] == 1299.5

@@ -35,6 +35,15 @@ bp.before_request(guard_admin)
 bp.teardown_request(forget_request_state)
 
 
+@bp.after_app_request
+def _no_store(response):
+    """Admin pages (their errors too) hold shoppers' searches and the shop's settings: never kept
+    by a browser or proxy cache."""
+    if request.blueprint == "admin" or request.path.startswith("/admin/") or request.path == "/admin":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.context_processor
 def _layout() -> dict:
     endpoint = request.endpoint or ""
@@ -57,8 +66,8 @@ def _error_page(status: int, message: str):
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
-    if exc.code == 413:
-        limit_mb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
+    if exc.code == 413 and request.endpoint == "admin.catalog_import" and getattr(current_user, "can_change", False):
+        limit_mb = (current_app.config.get("MAX_UPLOAD_BYTES") or 0) // (1024 * 1024)
         return _error_page(
             413,
             f"That file is larger than the {limit_mb} MB upload limit; split it, zip it, or import it with the CLI.",

@@ -11,8 +11,9 @@ from webapp.services.catalog_admin import (
     STATUSES,
     create_product,
     get_product,
-    import_upload,
+    import_job,
     list_products,
+    queue_upload,
     set_product_active,
     update_product,
 )
@@ -74,13 +75,24 @@ def catalog_active(product_id: int):
 @bp.route("/catalog/import", methods=["GET", "POST"])
 @admin_only
 def catalog_import():
-    """Upload a catalog file; imported by the CLI's importer, with its report by line."""
-    limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+    """Upload a catalog file; a background job imports it, and its report page follows the job."""
+    limit_mb = current_app.config["MAX_UPLOAD_BYTES"] // (1024 * 1024)
     if request.method == "GET":
-        return render_template("admin/catalog_import.html", result=None, limit_mb=limit_mb)
+        return render_template("admin/catalog_import.html", limit_mb=limit_mb)
     try:
-        result = import_upload(request.files.get("file"))
+        job = queue_upload(request.files.get("file"), reactivate=request.form.get("reactivate") == "1")
     except InputError as exc:
         flash(str(exc), "error")
-        return render_template("admin/catalog_import.html", result=None, limit_mb=limit_mb), 400
-    return render_template("admin/catalog_import.html", result=result, limit_mb=limit_mb)
+        return render_template("admin/catalog_import.html", limit_mb=limit_mb), 400
+    except Exception as exc:  # the broker refused the job: start_job failed its row with the reason
+        current_app.logger.warning("catalog import not queued: %s", exc)
+        flash("The import could not be queued (the task broker is not reachable); try again shortly.", "error")
+        return render_template("admin/catalog_import.html", limit_mb=limit_mb), 503
+    return redirect(url_for("admin.catalog_import_report", job_id=job.id))
+
+
+@bp.get("/catalog/import/<int:job_id>")
+def catalog_import_report(job_id: int):
+    """An import job's progress and, once done, its report by line (read from the job row)."""
+    job = import_job(job_id) or abort(404, f"There is no catalog import {job_id}.")
+    return render_template("admin/catalog_import_report.html", job=job, result=job.result or {})

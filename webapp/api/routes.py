@@ -62,6 +62,8 @@ def events():
         body = None
     if not isinstance(body, dict):
         raise InputError('body must be a JSON object like {"events": [...]}')
+    if set(body) - {"events"}:  # as docs/openapi.yaml says (additionalProperties: false)
+        raise InputError(f"unknown fields: {', '.join(sorted(map(str, set(body) - {'events'})))[:200]}")
     stored = record_events(body.get("events"), feedback_visitor_id(), current_app.config["EVENTS_MAX_BATCH"])
     return jsonify({"stored": len(stored), "ids": [e.id for e in stored]}), 201
 

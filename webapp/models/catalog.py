@@ -46,6 +46,10 @@ class Product(db.Model):
     price_drop: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     restocked_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # When the product was first listed, as its catalog file says (or when the shop added it): the
+    # age that freshness and the new-product bonus read. None: not known, so never "new" (an
+    # established catalog's first import; webapp.services.catalog_import).
+    listed_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Indexed: every web worker polls "changed since" to keep its in-memory index fresh.
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 

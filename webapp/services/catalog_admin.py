@@ -1,4 +1,4 @@
-"""Catalog management from the admin: list, create, edit, (de)activate, import an upload.
+"""Catalog management from the admin: list, create, edit, (de)activate, queue an upload's import.
 
 Every change is numbered in the catalog change feed in its own transaction
 (webapp.models.product_changes). That is all the web workers need: each one reads the
@@ -10,22 +10,23 @@ and by meaning in every worker within INDEX_SYNC_SECONDS.
 
 from __future__ import annotations
 
-import tempfile
+import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from flask import current_app
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import or_, select
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
-from engine.catalog.readers import CatalogFileError
+from engine.catalog.readers import CatalogFileError, check_catalog_file
 from engine.catalog.records import RecordError, validate_record
 from webapp.errors import InputError
 from webapp.extensions import db
-from webapp.models import PRODUCT_FIELDS, Product, utcnow
-from webapp.services.catalog_import import ImportReport, import_catalog
+from webapp.models import PRODUCT_FIELDS, Job, Product, utcnow
+from webapp.services.catalog_import import read_limits
+from webapp.services.jobs import start_job
 
 PER_PAGE = 50
 STATUSES = ("all", "active", "inactive")
@@ -93,7 +94,7 @@ def create_product(form: Mapping[str, str]) -> Product:
     if db.session.scalar(select(Product.id).where(Product.external_id == external_id)) is not None:
         raise InputError(f"a product with external id {external_id!r} already exists; edit it instead")
     now = utcnow()
-    product = Product(external_id=external_id, is_active=True, created_at=now, updated_at=now, **fields)
+    product = Product(external_id=external_id, is_active=True, created_at=now, listed_at=now, updated_at=now, **fields)
     db.session.add(product)
     db.session.commit()
     return product
@@ -122,31 +123,39 @@ def set_product_active(product_id: int, active: bool) -> Product:
     return product
 
 
-@dataclass
-class UploadResult:
-    filename: str  # the sanitised name, for display only
-    report: ImportReport
-
-
-def import_upload(upload: FileStorage | None) -> UploadResult:
-    """Import a file uploaded from the browser through the CLI's importer.
+def queue_upload(upload: FileStorage | None, reactivate: bool = False) -> Job:
+    """Keep a file uploaded from the browser and queue its import (the catalog.import_file job).
 
     The browser's file name is only used for its suffix (which picks the format) and,
-    sanitised, for display; the file itself goes to a fresh temporary directory under a
-    fixed name and is deleted when the import ends.
+    sanitised, for display; the file goes under INSTANCE_DIR/uploads (shared with the
+    workers, like the model artifacts) under a random name, and the job deletes it when done.
+    What makes the whole file unreadable (its size, a zip bomb) is refused here at once.
     """
     raw_name = (upload.filename or "") if upload is not None else ""
-    if not raw_name:
+    if upload is None or not raw_name:
         raise InputError("choose a catalog file to import")
     display = secure_filename(raw_name) or "upload"
     suffix = next((s for s in UPLOAD_SUFFIXES if raw_name.lower().endswith(s)), None)
     if suffix is None:
         raise InputError(f"{display}: the file must end in {', '.join(UPLOAD_SUFFIXES)}")
-    with tempfile.TemporaryDirectory(prefix="kairos-upload-") as folder:
-        stored = Path(folder) / f"upload{suffix}"
-        upload.save(stored)
-        try:
-            report = import_catalog(stored)
-        except CatalogFileError as exc:
-            raise InputError(str(exc).replace(str(stored), display).replace(stored.name, display)) from None
-    return UploadResult(display, report)
+    folder = Path(current_app.config["INSTANCE_DIR"]) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = folder / f"upload-{secrets.token_hex(8)}{suffix}"
+    upload.save(stored)
+    try:
+        check_catalog_file(stored, read_limits(current_app.config))
+    except CatalogFileError as exc:
+        stored.unlink(missing_ok=True)
+        raise InputError(str(exc).replace(str(stored), display).replace(stored.name, display)) from None
+    params = {"path": str(stored), "filename": display, "reactivate": reactivate, "delete_after": True}
+    try:
+        return start_job("catalog_import", "catalog.import_file", params)
+    except Exception:
+        stored.unlink(missing_ok=True)  # no job will ever read it (start_job failed its row)
+        raise
+
+
+def import_job(job_id: int) -> Job | None:
+    """A catalog import job, for its report page."""
+    job = db.session.get(Job, job_id)
+    return job if job is not None and job.kind == "catalog_import" else None

@@ -42,6 +42,8 @@ def _timestamp(value: object) -> float | None:
     if isinstance(value, bool):
         raise ValueError("ts must be epoch seconds or an ISO 8601 time")
     if isinstance(value, int | float):
+        if isinstance(value, int) and abs(value) > 10**12:  # far beyond any policy, and past a float's range
+            raise ValueError("ts must be epoch seconds or an ISO 8601 time")
         if not math.isfinite(value):
             raise ValueError("ts must be a finite number")
         return float(value)
@@ -75,11 +77,14 @@ def parse_event(raw: object) -> EventInput:
     product = raw.get("product_id")
     if not isinstance(product, str) or not 0 < len(product) <= 64 or not product.isprintable():
         raise ValueError("product_id must be a product's external id")
+    position = _int_or_none(raw.get("position"), "position", 1, 10_000)
+    if position is not None and raw.get("search_id") is None:  # a position means nothing without its search
+        raise ValueError("position needs the search_id it was shown in")
     return EventInput(
         type=raw["type"],
         product_external_id=product,
         search_id=_int_or_none(raw.get("search_id"), "search_id", 1, 2**31 - 1),  # the column is a 32-bit integer
-        position=_int_or_none(raw.get("position"), "position", 1, 10_000),
+        position=position,
         quantity=_int_or_none(raw.get("quantity", 1), "quantity", 1, MAX_QUANTITY) or 1,
         ts=_timestamp(raw.get("ts")),
     )

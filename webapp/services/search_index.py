@@ -70,7 +70,7 @@ def product_card(product: Product) -> ProductCard:
         category=product.category_path or "",
         bullet_points=product.bullet_points or "",
         description=product.description or "",
-        created_at=epoch(product.created_at) if product.created_at else None,
+        created_at=epoch(product.listed_at) if product.listed_at else None,  # the catalog's own date
         price_dropped_at=epoch(product.price_dropped_at) if product.price_dropped_at else None,
         price_drop=product.price_drop or 0.0,
         restocked_at=epoch(product.restocked_at) if product.restocked_at else None,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from engine.serving.searcher import SearchRequest
 from webapp.errors import InputError
 from webapp.extensions import db
-from webapp.models import Product
+from webapp.models import Event, Product
 from webapp.security import public_rate_limit
 from webapp.services.events import record_events
 from webapp.services.feedback_trust import record_product_view
@@ -111,9 +111,19 @@ def product(external_id: str):
         return render_template("errors/error.html", status=404, message="That product is not available."), 404
     record_product_view(current_visitor_id(), item.id)  # what lets a cart or purchase without a search count
     sid, pos = _click_ref()
-    if sid and pos:
+    if sid and pos and not _clicked_before(sid, item.id):  # a reload of the page is not another click
         _record_quietly([{"type": "click", "product_id": external_id, "search_id": sid, "position": pos}])
     return render_template("storefront/product.html", product=item, sid=sid, pos=pos)
+
+
+def _clicked_before(search_id: int, product_id: int) -> bool:
+    """Whether this result's click is stored already (a search id belongs to one visitor)."""
+    if not 0 < search_id < 2**31:
+        return False  # no such search: record_events refuses it with the reason
+    clicked = select(Event.id).where(
+        Event.search_id == search_id, Event.product_id == product_id, Event.type == "click"
+    )
+    return db.session.scalar(clicked.limit(1)) is not None
 
 
 def _record_quietly(events: list[dict]) -> bool:

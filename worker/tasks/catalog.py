@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from celery import shared_task
+from flask import current_app
 from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import Job, Product, utcnow
-from webapp.services.catalog_import import import_catalog
+from webapp.services.catalog_import import ImportOptions, import_catalog, read_limits
 from webapp.services.jobs import run_job, start_job
 from webapp.services.model_versions import active_version
 
@@ -18,13 +20,20 @@ from webapp.services.model_versions import active_version
 @shared_task(name="catalog.import_file", soft_time_limit=600, time_limit=660, acks_late=True)
 def import_file(job_id: int) -> dict | None:
     """Import the file named in the job's params, then queue the embedding of what changed for the
-    active version's artifacts; idempotent (an upsert), so safe to re-run."""
-    return run_job(job_id, _import_and_embed)
+    active version's artifacts; idempotent (an upsert), so safe to re-run. An uploaded file
+    (params "delete_after") is deleted once its import has finished, well or not."""
+    try:
+        return run_job(job_id, _import_and_embed)
+    finally:
+        job = db.session.get(Job, job_id)
+        if job is not None and job.params.get("delete_after") and job.status in ("succeeded", "failed"):
+            Path(job.params["path"]).unlink(missing_ok=True)
 
 
 def _import_and_embed(job: Job, progress: Callable[[int, int], None]) -> dict:
     since = _first_start(job)
-    report = import_catalog(job.params["path"], progress).as_dict()
+    options = ImportOptions(reactivate=bool(job.params.get("reactivate")), established=job.params.get("established"))
+    report = import_catalog(job.params["path"], progress, options, read_limits(current_app.config)).as_dict()
     return {**report, "changed_since": since.isoformat(), **queue_embedding(since)}
 
 
