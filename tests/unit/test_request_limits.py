@@ -122,6 +122,7 @@ def test_the_catalog_upload_keeps_the_large_limit(app, client, login, monkeypatc
 
 def test_a_chunked_body_within_the_limit_reaches_the_view_whole(client, make_product):
     make_product(external_id="P1", title="Towel")
+    client.get("/product/P1")  # an event without a search needs a product the visitor was shown
     body = json.dumps({"events": [{"type": "click", "product_id": "P1"}] * 50}).encode()
     response = client.post(
         "/api/events",
