@@ -18,16 +18,23 @@ from bench.latency_client import HOST
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     """A port nobody listens on right now: the OS picks it, or the first free one of
     BENCH_PORTS ("8100-8199") on a machine whose users share out port ranges."""
     low, _, high = os.environ.get("BENCH_PORTS", "").partition("-")
     for port in range(int(low), int(high) + 1) if low and high else [0]:
+        if port in _HANDED_OUT:  # handed to a server that may not listen yet
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind((HOST, port))
             except OSError:
                 continue
+            if port:
+                _HANDED_OUT.add(port)
             return sock.getsockname()[1]
     raise SystemExit(f"no free port in BENCH_PORTS={os.environ['BENCH_PORTS']}")
 

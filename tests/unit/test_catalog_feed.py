@@ -111,3 +111,18 @@ def test_concurrent_writers_numbers_commit_in_order(app, make_product):
     sync_searcher(force=True)
     assert {searcher_state().searcher.cards[i].price for i in ids} == {9.0}
     assert feed_head() == writers + writers * 10
+
+
+def test_the_follower_reconciles_on_its_interval(app, make_product):
+    make_product(external_id="T1", title="Bath towel")
+    app.config.update(SERVING_FOLLOW_SECONDS=0.02, CATALOG_RECONCILE_SECONDS=0.2)
+    start_follower(app)
+    try:
+        db.session.execute(update(Product).where(Product.id == 1).values(title="Teapot"))  # around the feed
+        db.session.commit()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and titles(app) != {"T1": "Teapot"}:
+            time.sleep(0.02)
+        assert titles(app) == {"T1": "Teapot"}
+    finally:
+        stop_follower(app)

@@ -86,7 +86,7 @@ def test_sync_counts_changes_and_is_idempotent(make_product):
     assert sync_searcher(force=True) == 0  # rows inside the look-back window are re-read but unchanged
 
 
-def test_row_stamped_slightly_before_the_watermark_is_still_seen(make_product):
+def test_row_stamped_before_the_last_sync_is_still_seen(make_product):
     make_product(external_id="T1", title="Bath towel")
     assert sync_searcher(force=True) == 1
     # A transaction that stamped its row earlier but committed later than the last sync.
