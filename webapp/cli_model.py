@@ -109,9 +109,24 @@ def train_command(
 def list_command() -> None:
     """Versions with status, retrieval mode and headline metrics."""
     for v in db.session.scalars(select(ModelVersion).order_by(ModelVersion.id)):
-        ndcg = v.metrics.get("test_ndcg10_hybrid", v.metrics.get("test_ndcg10_rrf"))
-        figure = f"test NDCG@10 {ndcg:.4f}" if isinstance(ndcg, float) else ""
-        click.echo(f"v{v.id:<4} {v.status:<9} {v.retrieval_mode:<7} {v.name}  {figure}")
+        click.echo(f"v{v.id:<4} {v.status:<9} {v.retrieval_mode:<7} {v.name}  {_figures(v.metrics or {})}".rstrip())
+
+
+def _figures(metrics: dict) -> str:
+    """Validation figures only (the test half is for `flask eval --split test`): served NDCG@10, the gate."""
+    ndcg = metrics.get("validation_ndcg10_hybrid", metrics.get("validation_ndcg10_rrf"))
+    parts = []
+    if isinstance(ndcg, float):
+        served = metrics.get("served_pipeline", "rrf")
+        parts.append(f"validation NDCG@10 {ndcg:.4f} ({served}, {metrics.get('validation_queries', '?')} queries)")
+    gate = metrics.get("gate") or (metrics.get("fine_tune") or {}).get("gate")
+    if gate and "difference" in gate:
+        verdict = "passed" if gate["passed"] else "refused"
+        parts.append(
+            f"gate {verdict}: {gate['difference']:+.4f} [{gate['low']:+.4f}, {gate['high']:+.4f}] "
+            f"vs v{gate['parent_version_id']} over {gate['queries']} queries"
+        )
+    return "  ".join(parts)
 
 
 @model_cli.command("activate")

@@ -91,9 +91,14 @@ def load_config(overrides: dict | None = None) -> dict:
         "ENCODER_VARIANT": env.get("KAIROS_ENCODER_VARIANT", "int8"),  # a version's manifest may override
         "ENCODER_THREADS": int(env.get("KAIROS_ENCODER_THREADS", "1")),
         # Graded judgments used when building a version (train half: int8 gate, ranker fit).
+        # KAIROS_JUDGMENTS: the shop's own (ESCI JSON, or TREC qrels with KAIROS_JUDGMENT_QUERIES).
         "RANKER_QRELS": env.get(
-            "KAIROS_RANKER_QRELS", str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_judgments.json")
+            "KAIROS_JUDGMENTS",
+            env.get("KAIROS_RANKER_QRELS", str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_judgments.json")),
         ),
+        "RANKER_QUERIES": env.get("KAIROS_JUDGMENT_QUERIES", ""),  # qid<TAB>text, for TREC qrels
+        # Absolute validation NDCG@10 a fitted ranker may trail RRF or a single retriever by and still serve.
+        "SELECTION_MARGIN": float(env.get("KAIROS_SELECTION_MARGIN", "0.01")),
         "QUERY_CACHE_SIZE": int(env.get("KAIROS_QUERY_CACHE_SIZE", "4096")),
         # Instant suggestions (webapp/services/instant_suggest.py): each web worker rebuilds its index
         # this often, from the queries at least SUGGEST_MIN_VISITORS visitors searched in the window.
