@@ -115,6 +115,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "FINE_TUNE_WINDOW_DAYS": float(env.get("KAIROS_FINE_TUNE_WINDOW_DAYS", "30")),
         "FINE_TUNE_MIN_POSITIVE_PAIRS": int(env.get("KAIROS_FINE_TUNE_MIN_POSITIVE_PAIRS", "50")),
         "FINE_TUNE_GATE_MARGIN": float(env.get("KAIROS_FINE_TUNE_GATE_MARGIN", "0.01")),
+        # Propensities (1/k)^power used when the click model is not identified by the log.
+        "PROPENSITY_FALLBACK_POWER": float(env.get("KAIROS_PROPENSITY_FALLBACK_POWER", "1.0")),
         "FINE_TUNE_METHOD": env.get("KAIROS_FINE_TUNE_METHOD", "top_layers"),  # full | top_layers | lora
         "FINE_TUNE_MAX_TRAIN_SECONDS": float(env.get("KAIROS_FINE_TUNE_MAX_TRAIN_SECONDS", "5400")),
         "FINE_TUNE_LOCK_TTL_SECONDS": float(env.get("KAIROS_FINE_TUNE_LOCK_TTL", "600")),

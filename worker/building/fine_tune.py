@@ -30,7 +30,7 @@ from engine.modeling.io import load_model_version
 from engine.serving.bundle import load_bundle
 from engine.serving.heads import HEAD_NAMES, HEADS_FILE, heads_in, trained_names
 from engine.serving.searcher import Searcher
-from engine.training.click_model import fit_pbm, uniform_model
+from engine.training.click_model import fit_pbm, identified_or_curve, uniform_model
 from engine.training.dataset import DatasetConfig, build_dataset, click_rows
 from engine.training.finetune import FineTuneConfig, fine_tune
 from engine.training.params import with_categories
@@ -150,8 +150,13 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
     )
     click_model = uniform_model(settings.dataset.max_position)
     if settings.correction == "ips":
-        click_model = fit_pbm(*click_rows(log, settings.dataset.max_position), settings.dataset.max_position)
-    hooks.log(f"click model ({settings.correction}): propensities {click_model.as_dict()['propensities'][:10]}")
+        fitted = fit_pbm(*click_rows(log, settings.dataset.max_position), settings.dataset.max_position)
+        click_model = identified_or_curve(fitted, current_app.config["PROPENSITY_FALLBACK_POWER"])
+    summary = click_model.as_dict()
+    hooks.log(
+        f"click model ({settings.correction}, {summary['source']}): propensities {summary['propensities'][:10]}"
+        + (f"; identification {summary['identification']}" if "identification" in summary else "")
+    )
     held_out = [q.text for q in labels["held_out"].queries]
     data = build_dataset(log, click_model.propensity, created_at, settings.dataset, exclude_queries=held_out)  # 3
     hooks.log(f"dataset: {dict(sorted(data.counts.items()))}")
