@@ -295,3 +295,35 @@ def test_heads_without_labels_are_not_served(app, catalog, cached_export, no_qre
     directory = Path(reload(version.id).artifact_path)
     assert json.loads((directory / MANIFEST).read_text())["heads"] == []
     assert load_bundle(directory, version.id).heads is None
+
+
+def test_a_shops_trec_judgments_fit_the_ranker_and_judge_on_their_own_split(app, catalog, cached_export, tmp_path):
+    texts = {
+        "t1": ("womens slippers", {"S1": 2, "S2": 2, "S3": 1, "X1": 0}),
+        "t2": ("pillow covers", {"C2": 2, "C1": 1, "X1": 0}),
+        "t3": ("beginner guitar", {"G1": 2, "G2": 1}),
+        "t4": ("kindle reader", {"K1": 2, "K2": 1}),
+        "t5": ("leather strap", {"L1": 2, "X1": 0}),
+        "t6": ("dog bowl", {"D1": 2, "X1": 0}),
+    }
+    assert not set(t for t, _ in texts.values()) & load_split().texts("all")  # not the demo's queries
+    queries, qrels = tmp_path / "queries.tsv", tmp_path / "qrels.txt"
+    queries.write_text("".join(f"{qid}\t{text}\n" for qid, (text, _) in texts.items()))
+    qrels.write_text("".join(f"{qid} 0 {doc} {g}\n" for qid, (_, docs) in texts.items() for doc, g in docs.items()))
+    app.config.update(RANKER_QRELS=str(qrels), RANKER_QUERIES=str(queries))
+    version = create_version("zero-shot")
+    version_build.build_version(version.id, lambda done, total: None)
+    metrics = reload(version.id).metrics
+    assert "note" not in metrics  # the labelled path ran: int8 judged, ranker fitted, the choice made
+    assert (metrics["fit_queries"], metrics["validation_queries"]) == (2, 1)
+    assert "dense_ndcg10_int8" in metrics and metrics["served_pipeline"] in ("ranker", "rrf", "lexical", "dense")
+    assert set(metrics["selection"]) and all("low" in t and "queries" in t for t in metrics["selection"].values())
+    [stored] = (Path(app.config["INSTANCE_DIR"]) / "splits").glob("split-*.json")
+    split = json.loads(stored.read_text())
+    assert len(split["train"]) == len(split["test"]) == 3 and set(split["train"]) | set(split["test"]) == {
+        text for text, _ in texts.values()
+    }
+    again = create_version("rebuild")  # the stored split is reused, not drawn again
+    version_build.build_version(again.id, lambda done, total: None)
+    assert list((Path(app.config["INSTANCE_DIR"]) / "splits").glob("split-*.json")) == [stored]
+    assert reload(again.id).metrics["validation_queries"] == 1
