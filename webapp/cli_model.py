@@ -1,4 +1,4 @@
-"""Command line for model versions: `flask --app webapp model bootstrap|list|activate|rollback|job`."""
+"""Command line for model versions: `flask --app webapp model bootstrap|train|tune|list|activate|rollback|job`."""
 
 from __future__ import annotations
 
@@ -103,6 +103,34 @@ def train_command(
     click.echo(f"fine-tune of v{parent.id} queued as job {job.id} on the training queue")
     if wait:
         _follow(job.id, timeout)
+
+
+@model_cli.command("tune")
+@click.option("--trials", type=click.IntRange(1, 500), default=10, show_default=True, help="Trials in the study.")
+@click.option(
+    "--timeout", "study_timeout", type=float, default=4 * 3600.0, show_default=True, help="Seconds for the study."
+)
+@click.option("--parent", "parent_id", type=int, help="Version to fine-tune [default: the active one].")
+@click.option("--resume", "resume_id", type=int, help="Re-run a search whose worker died; it resumes the study.")
+@click.option("--wait/--no-wait", default=False, help="Follow the search's progress until it ends.")
+def tune_command(trials: int, study_timeout: float, parent_id: int | None, resume_id: int | None, wait: bool) -> None:
+    """Search fine-tuning settings (Optuna, TPE) on the training queue, each trial scored on validation only."""
+    from webapp.services.tuning import start_tune  # optuna: only for this command
+
+    if resume_id is not None:
+        job = db.session.get(Job, resume_id)
+        if job is None or job.kind != "tune" or job.status in ("succeeded", "cancelled"):
+            raise click.ClickException(f"job {resume_id} is not a search that can be re-run")
+        enqueue("training.tune", job.id)
+        click.echo(f"search job {job.id} re-queued; it resumes its study")
+    else:
+        try:
+            job = start_tune(trials, study_timeout, parent_id)
+        except InputError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"search of {trials} trials queued as job {job.id} on the training queue")
+    if wait:
+        _follow(job.id, study_timeout + 600)
 
 
 @model_cli.command("list")

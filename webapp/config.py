@@ -115,6 +115,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "FINE_TUNE_WINDOW_DAYS": float(env.get("KAIROS_FINE_TUNE_WINDOW_DAYS", "30")),
         "FINE_TUNE_MIN_POSITIVE_PAIRS": int(env.get("KAIROS_FINE_TUNE_MIN_POSITIVE_PAIRS", "50")),
         "FINE_TUNE_GATE_MARGIN": float(env.get("KAIROS_FINE_TUNE_GATE_MARGIN", "0.01")),
+        # Optuna's study storage for `flask model tune` (worker.building.tune): the shop's PostgreSQL
+        # database under the schema "optuna", or instance/optuna.db beside a SQLite file.
+        "TUNE_STORAGE_URL": env.get("KAIROS_TUNE_STORAGE_URL", ""),  # "": derived below, after overrides
         # Propensities (1/k)^power used when the click model is not identified by the log.
         "PROPENSITY_FALLBACK_POWER": float(env.get("KAIROS_PROPENSITY_FALLBACK_POWER", "1.0")),
         "FINE_TUNE_METHOD": env.get("KAIROS_FINE_TUNE_METHOD", "top_layers"),  # full | top_layers | lora
@@ -189,7 +192,16 @@ def load_config(overrides: dict | None = None) -> dict:
         raise RuntimeError("SECRET_KEY must be set when KAIROS_ENV=production")
     _no_ping_for_sqlite(config)
     _serialize_sqlite_writes(config)
+    config["TUNE_STORAGE_URL"] = config["TUNE_STORAGE_URL"] or _tune_storage(config)
     return config
+
+
+def _tune_storage(config: dict) -> str:
+    """Optuna keeps its own alembic_version table, so it gets its own schema (PostgreSQL) or file (SQLite)."""
+    url = str(config["SQLALCHEMY_DATABASE_URI"])
+    if url.startswith("postgresql"):
+        return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3Doptuna"
+    return f"sqlite:///{Path(config['INSTANCE_DIR']) / 'optuna.db'}"
 
 
 def _no_ping_for_sqlite(config: dict) -> None:

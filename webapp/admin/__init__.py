@@ -81,4 +81,5 @@ from webapp.admin import (  # noqa: E402,F401
     models,
     overview,
     ranking,
+    tuning,
 )

@@ -19,6 +19,7 @@ JOB_TASKS = {
     "build_version": "inference.build_version",
     "embed_products": "inference.embed_products",
     "fine_tune": "training.fine_tune",
+    "tune": "training.tune",
     "context_fit": "ranking.fit_context",
 }
 

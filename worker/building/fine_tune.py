@@ -125,13 +125,16 @@ def learned_heads(losses: list[dict], weights: LossWeights, inherited: Iterable[
     return trained_names(learned | set(inherited))
 
 
-def checkpoint_dir(job_id: int) -> Path:
-    """Where a job's training checkpoints live (kept across worker restarts, removed when it ends)."""
+def checkpoint_dir(job_id: int, run_key: str = "") -> Path:
+    """Where a run's training checkpoints live (kept across worker restarts, removed when it ends).
+
+    run_key tells apart the runs of one job (a tuning study's trials, keyed by their settings).
+    """
     root = current_app.config["FINE_TUNE_CHECKPOINT_DIR"] or Path(current_app.config["INSTANCE_DIR"]) / "checkpoints"
-    return Path(root) / f"fine_tune-job{job_id}"
+    return Path(root) / (f"fine_tune-job{job_id}-{run_key}" if run_key else f"fine_tune-job{job_id}")
 
 
-def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hooks) -> dict:
+def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hooks, run_key: str = "") -> dict:
     """The whole run for one job; raises FineTuneRefused with a clear reason when nothing is published."""
     settings = RunSettings.from_config(current_app.config, params)
     parent = db.session.get(ModelVersion, params.get("parent_version_id"))
@@ -178,7 +181,7 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
         loaded.tokenizer,
         data,
         settings.train,
-        checkpoint_dir=checkpoint_dir(job_id),
+        checkpoint_dir=checkpoint_dir(job_id, run_key),
         should_stop=hooks.should_stop,
         log=hooks.log,
         progress=lambda done, total: hooks.progress(100 + int(600 * done / max(total, 1)), 1000),
@@ -197,12 +200,13 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
         "data": dict(data.counts),
     }
     if result.stopped == "cancelled":
-        shutil.rmtree(checkpoint_dir(job_id), ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(job_id, run_key), ignore_errors=True)
         return {"cancelled": True, "training": training, "before": before}
     version_id = hooks.recall("version_id")  # 6: a restarted run rebuilds the version it created
     version = db.session.get(ModelVersion, version_id) if version_id else None
     if version is None or version.status != "building":
-        version = create_version(f"fine-tune of v{parent.id} (job {job_id})", parent.retrieval_mode, parent.id)
+        name = f"fine-tune of v{parent.id} (job {job_id}{', ' + run_key if run_key else ''})"
+        version = create_version(name, parent.retrieval_mode, parent.id)
         hooks.remember("version_id", version.id)
     hooks.log(f"building v{version.id}: re-embedding the catalog, ONNX export, publishing")
     after: dict[str, float] = {}
@@ -248,10 +252,10 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
         version = db.session.get(ModelVersion, version.id)
         version.status, version.metrics = "failed", {**summary, "error": str(exc)}
         db.session.commit()
-        shutil.rmtree(checkpoint_dir(job_id), ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(job_id, run_key), ignore_errors=True)
         raise
     version = db.session.get(ModelVersion, version.id)  # 7
     version.metrics = {**version.metrics, "fine_tune": summary}
     db.session.commit()
-    shutil.rmtree(checkpoint_dir(job_id), ignore_errors=True)
+    shutil.rmtree(checkpoint_dir(job_id, run_key), ignore_errors=True)
     return {"version_id": version.id, "status": built["status"], **summary}
