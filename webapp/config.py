@@ -118,6 +118,9 @@ def load_config(overrides: dict | None = None) -> dict:
         # Optuna's study storage for `flask model tune` (worker.building.tune): the shop's PostgreSQL
         # database under the schema "optuna", or instance/optuna.db beside a SQLite file.
         "TUNE_STORAGE_URL": env.get("KAIROS_TUNE_STORAGE_URL", ""),  # "": derived below, after overrides
+        # Share of relevance-sorted pages given random adjacent swaps (engine.ranking.exploration), so
+        # the click model can tell positions apart; 0 switches exploration off.
+        "EXPLORATION_SHARE": float(env.get("KAIROS_EXPLORATION_SHARE", "0")),
         # Propensities (1/k)^power used when the click model is not identified by the log.
         "PROPENSITY_FALLBACK_POWER": float(env.get("KAIROS_PROPENSITY_FALLBACK_POWER", "1.0")),
         "FINE_TUNE_METHOD": env.get("KAIROS_FINE_TUNE_METHOD", "top_layers"),  # full | top_layers | lora
