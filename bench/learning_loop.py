@@ -22,6 +22,11 @@ kept out of training.
 runs instead the in-process stage-2 scenarios of bench/shift_scenario.py (no instance, no
 model): shoppers whose preferences shift (time-aware vs static ranking) and shoppers with
 a brand preference (personalised vs non-personal).
+
+    .venv/bin/python bench/learning_loop.py --scenario click-model [--searches 6000] [--seed 1]
+
+fits the click model on simulated traffic with known propensities, with and without
+exploration (bench/click_recovery.py).
 """
 
 from __future__ import annotations
@@ -210,8 +215,13 @@ def report(app, parent: int, runs: dict[str, dict]) -> None:
 
 def main() -> None:
     scenario = argparse.ArgumentParser(add_help=False)
-    scenario.add_argument("--scenario", choices=("fine-tune", "shift"), default="fine-tune")
+    scenario.add_argument("--scenario", choices=("fine-tune", "shift", "click-model"), default="fine-tune")
     chosen, rest = scenario.parse_known_args()
+    if chosen.scenario == "click-model":
+        from bench.click_recovery import main as click_main
+
+        click_main(rest)
+        return
     if chosen.scenario == "shift":
         from bench.shift_scenario import main as shift_main
 

@@ -67,3 +67,13 @@ def test_a_ranker_serves_only_when_non_inferior_to_rrf_and_each_retriever():
     assert choose_pipeline({**scores, "ranker": per_query(ranker)})[0] == "ranker"
     assert choose_pipeline({**scores, "ranker": per_query(rrf - 0.04)})[0] == "rrf"
     assert choose_pipeline(scores)[0] == "rrf"
+
+
+def test_a_ranker_no_retriever_is_shown_to_beat_serves_with_few_queries():
+    rrf = noisy_baseline(n=22)
+    rng = np.random.default_rng(11)
+    lexical = np.clip(rrf + rng.normal(0, 0.15, 22), 0, 1)  # a different retriever: wide paired intervals
+    ranker = rrf + 0.005
+    scores = {"lexical": per_query(lexical), "dense": per_query(rrf - 0.05), "rrf": per_query(rrf)}
+    choice, tests = choose_pipeline({**scores, "ranker": per_query(ranker)})
+    assert choice == "ranker" and tests["lexical"].low < -0.01 < 0 < tests["lexical"].high

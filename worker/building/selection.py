@@ -3,11 +3,10 @@ good enough, the learned ranker's weights, and which pipeline serves.
 
 Every figure here is computed with the serving candidate count (the searcher's, i.e.
 KAIROS_SEARCH_CANDIDATES per retriever), and the ranker is fitted on the same pool it ranks
-when serving. The served pipeline is chosen on validation by paired tests: the fitted
-ranker serves only when it is non-inferior to RRF and to each retriever alone; otherwise
-RRF, if it is non-inferior to both retrievers; otherwise the best single retriever, served as
-a one-feature ranker (its reciprocal rank), so a weak retriever never drags the result below
-the better one.
+when serving. The served pipeline is chosen on validation by paired tests (choose_pipeline):
+the fitted ranker serves only when it is non-inferior to RRF and no retriever alone is shown
+better; a retriever alone shown better than the fusion serves alone, as a one-feature ranker
+(its reciprocal rank), so a weak retriever never drags the result below the better one.
 """
 
 from __future__ import annotations
@@ -97,15 +96,19 @@ def choose_pipeline(
 ) -> tuple[str, dict[str, PairedComparison]]:
     """The pipeline to serve from per-query validation NDCG of 'lexical', 'dense', 'rrf' and maybe 'ranker'.
 
-    The fitted ranker serves when its mean is at least RRF's and it is non-inferior (within the
-    margin) to RRF and to each retriever alone. Otherwise RRF serves, unless a retriever alone
-    is shown better than it (the paired interval above 0): then that retriever serves alone.
+    The fitted ranker serves when its mean is at least RRF's, it is non-inferior to RRF (the
+    paired interval's lower end above minus the margin), and no retriever alone is shown better
+    than it (an interval entirely above 0). Otherwise RRF serves, unless a retriever alone is
+    shown better than RRF: then that retriever serves alone. A single retriever must be shown
+    better to replace a fusion, so with few validation queries the fusion stays; with many, a
+    weak retriever can no longer drag the served result below the better one.
     Returns the choice and the paired comparisons that decided it.
     """
     singles = ("lexical", "dense")
     if "ranker" in scores:
         tests = {rival: paired_bootstrap(scores["ranker"], scores[rival], margin) for rival in ("rrf", *singles)}
-        if all(t.passed for t in tests.values()) and _mean(scores["ranker"]) >= _mean(scores["rrf"]):
+        beaten = any(tests[mode].high < 0 for mode in singles)
+        if tests["rrf"].passed and not beaten and _mean(scores["ranker"]) >= _mean(scores["rrf"]):
             return "ranker", tests
     best = max(singles, key=lambda mode: (_mean(scores[mode]), mode == "lexical"))
     against = paired_bootstrap(scores[best], scores["rrf"], margin)
