@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
             f"exploration {share:>4.0%}: fitted "
             + " ".join(f"{v:.3f}" for v in fitted)
             + f" | worst rank error {error.max():.1%} (rank {int(error.argmax()) + 1}), ranks within 10%: "
-            f"{int((error <= 0.10).sum())}/10 | varied pairs {ident.varied_share:.1%}, converged {ident.converged},"
+            f"{int((error <= 0.10).sum())}/10 | varied pairs {ident.varied_share:.1%}, converged {ident.converged}, "
+            f"half-data change {ident.instability if ident.instability is not None else float('nan'):.1%},"
             f" identified {ident.identified} -> uses {used.source}"
         )
 

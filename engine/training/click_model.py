@@ -16,7 +16,7 @@ EM returns what its start and prior say, and callers use a configured curve inst
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,6 +25,11 @@ _EPS = 1e-6
 
 MIN_VARIED_SHARE = 0.05  # identified only if at least this share of (query, product) pairs moved
 MIN_EFFECTIVE = 30  # ... and every well-shown position has this many impressions of pairs that moved
+# ... and a fit on half the impressions agrees within this (relative, ranks 1-10): with few
+# impressions per (query, product), the per-pair attractiveness biases the fit, and the bias
+# grows as the data shrinks, so the half-data fit moving away exposes it.
+MAX_INSTABILITY = 0.10
+STABLE_DEPTH = 10
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Identification:
     effective: tuple[int, ...]  # per position: impressions of pairs that were also seen elsewhere
     converged: bool  # EM stopped on its tolerance, not on the iteration cap
     identified: bool
+    instability: float | None = None  # worst relative change of a half-data fit, ranks 1-STABLE_DEPTH
 
     def as_dict(self) -> dict:
         return {
@@ -42,6 +48,7 @@ class Identification:
             "varied_share": round(self.varied_share, 4),
             "effective": list(self.effective),
             "converged": self.converged,
+            "instability": None if self.instability is None else round(self.instability, 4),
         }
 
 
@@ -154,6 +161,7 @@ def fit_pbm(
     tolerance: float = 1e-9,
     prior: float = 0.1,
     monotone: bool = True,
+    check_stability: bool = True,
 ) -> PositionBiasModel:
     """Fit theta and gamma by EM on impressions (one row per shown product); returns the thetas.
 
@@ -161,7 +169,8 @@ def fit_pbm(
     observations at 0.5 to every estimate, so a position or pair seen a few times does not
     jump to 0 or 1 (where EM would stay stuck). `monotone` projects the fit onto curves that
     never rise with depth: where the log barely tells positions apart (little variation in
-    where a product is shown), that assumption keeps the weights sane.
+    where a product is shown), that assumption keeps the weights sane. `check_stability` refits
+    on a seeded half of the impressions to judge identification (MAX_INSTABILITY).
     """
     if not (len(queries) == len(products) == len(positions) == len(clicks)):
         raise ValueError("queries, products, positions and clicks must have the same length")
@@ -200,10 +209,30 @@ def fit_pbm(
     if monotone:
         theta = decreasing(theta, n_pos)
     theta = np.clip(theta, _EPS, 1.0)
+    diagnosis = identification(pairs, pos, max_position, converged, n_pos)
+    if check_stability and diagnosis.identified:
+        half = np.random.default_rng(0).random(len(click)) < 0.5
+        refit = fit_pbm(
+            pairs[half],
+            np.zeros(int(half.sum())),
+            pos[half] + 1,
+            click[half],
+            max_position,
+            iterations,
+            tolerance,
+            prior,
+            monotone,
+            check_stability=False,
+        )
+        depth = min(STABLE_DEPTH, max_position)
+        full = theta / max(float(theta[0]), _EPS)
+        shown = n_pos[:depth] >= MIN_EFFECTIVE  # a rarely shown position is not what IPS leans on
+        change = float(np.max(np.abs(refit.relative()[:depth] / full[:depth] - 1)[shown], initial=0.0))
+        diagnosis = replace(diagnosis, instability=change, identified=change <= MAX_INSTABILITY)
     return PositionBiasModel(
         theta=theta,
         iterations=done,
         log_likelihood=_log_likelihood(theta[pos] * gamma[pairs], click),
         impressions=len(click),
-        identification=identification(pairs, pos, max_position, converged, n_pos),
+        identification=diagnosis,
     )

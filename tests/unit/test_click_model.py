@@ -97,3 +97,11 @@ def test_a_few_moved_pairs_are_not_enough():
     rows = tuple(a + b for a, b in zip(fixed, moved, strict=True))
     diagnosis = fit_pbm(*rows, max_position=5).identification
     assert 0 < diagnosis.varied_share and not diagnosis.identified
+
+
+def test_varied_but_sparse_feedback_is_not_called_identified():
+    theta = 1.0 / np.arange(1, 11)
+    model = fit_pbm(*synthetic_log(theta, 150, seed=9), max_position=10)  # a handful of impressions per pair
+    diagnosis = model.identification
+    assert diagnosis.varied_share > 0.3 and diagnosis.instability > 0.10 and not diagnosis.identified
+    assert identified_or_curve(model, 1.0).source == "(1/k)^1"
