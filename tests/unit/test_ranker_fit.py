@@ -64,3 +64,23 @@ def test_folds_are_seeded_by_query_id_not_order():
 def test_without_pairs_there_is_nothing_to_fit():
     with pytest.raises(ValueError):
         pair_rows([(np.zeros((3, len(FEATURES))), np.ones(3))])
+
+
+
+def test_the_l2_strength_is_the_one_that_scores_best_out_of_fold():
+    from worker.building.selection import L2_GRID, choose_l2
+
+    rng = np.random.default_rng(3)
+    groups, ideals = {}, {}
+    for q in range(12):  # one shared signal (column 0) and noise
+        features = rng.normal(size=(20, len(FEATURES))).astype(np.float32)
+        gains = (features[:, 0] + rng.normal(scale=0.3, size=20) > 0.8).astype(float)
+        groups[f"q{q}"], ideals[f"q{q}"] = (features, gains), gains.tolist()
+
+    def out_of_fold(l2: float) -> float:
+        scores = cross_fit(groups, lambda rest: fit_linear_ranker(rest, l2), folds=5)
+        return sum(ndcg_of_scores(scores[q], groups[q][1], ideals[q]) for q in scores) / len(scores)
+
+    by_l2 = {l2: out_of_fold(l2) for l2 in L2_GRID}
+    assert choose_l2(groups, ideals) == max(by_l2, key=by_l2.get)
+    assert max(by_l2.values()) > 0.8  # the shared signal is learned across queries

@@ -20,11 +20,13 @@ from engine.evaluation.metrics import evaluate
 from engine.evaluation.paired import PairedComparison, paired_bootstrap
 from engine.serving.ranker import LinearRanker
 from engine.serving.searcher import Searcher
-from engine.training.ranker_fit import fit_linear_ranker
+from engine.training.ranker_fit import L2, cross_fit, fit_linear_ranker, ndcg_of_scores
 
 __all__ = ["LabelSet", "choose_pipeline", "choose_variant", "fit_ranker", "ndcg", "per_query_ndcg"]
 
 INT8_MAX_RELATIVE_DROP = 0.01  # serve int8 only if NDCG@10 falls by less than 1% relative
+L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+CROSS_FIT_FOLDS = 5
 SELECTION_MARGIN = 0.01  # absolute NDCG@10 a fitted ranker may trail an alternative by (KAIROS_SELECTION_MARGIN)
 # A single retriever served through the ranker: its reciprocal rank alone orders the candidates.
 SINGLE = {"lexical": LinearRanker(weights={"lexical_rr": 1.0}), "dense": LinearRanker(weights={"dense_rr": 1.0})}
@@ -76,13 +78,34 @@ def ranker_groups(searcher: Searcher, labels: LabelSet) -> dict[str, tuple[np.nd
     return groups
 
 
+def choose_l2(groups: dict[str, tuple[np.ndarray, np.ndarray]], ideals: dict[str, list[float]]) -> float:
+    """The L2 strength whose cross-fitted rankers (K folds over the fit queries) score best out of fold.
+
+    Each query is scored by a ranker fitted without it, so the choice never sees validation
+    and never rewards memorising a query's own labels.
+    """
+    best, best_score = L2_GRID[0], -1.0
+    for l2 in L2_GRID:
+        scores = cross_fit(groups, lambda rest, l2=l2: fit_linear_ranker(rest, l2), folds=CROSS_FIT_FOLDS)
+        if not scores:
+            continue
+        value = sum(ndcg_of_scores(scores[q], groups[q][1], ideals[q]) for q in scores) / len(scores)
+        if value > best_score:
+            best, best_score = l2, value
+    return best
+
+
 def fit_ranker(searcher: Searcher, labels: LabelSet) -> LinearRanker | None:
-    """Fit the linear ranker on the served candidate pools of the labelled queries; None without pairs."""
+    """Fit the linear ranker on the served candidate pools of the labelled queries; None without pairs.
+
+    Its L2 strength is chosen by cross-fitting over those queries (choose_l2).
+    """
     groups = ranker_groups(searcher, labels)
     if not groups:
         return None
+    ideals = {qid: list(labels.judgments.gains(qid).values()) for qid in groups}
     try:
-        return fit_linear_ranker(list(groups.values()))
+        return fit_linear_ranker(list(groups.values()), choose_l2(groups, ideals) if len(groups) > 2 else L2)
     except ValueError:
         return None
 
