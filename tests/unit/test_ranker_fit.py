@@ -66,7 +66,6 @@ def test_without_pairs_there_is_nothing_to_fit():
         pair_rows([(np.zeros((3, len(FEATURES))), np.ones(3))])
 
 
-
 def test_the_l2_strength_is_the_one_that_scores_best_out_of_fold():
     from worker.building.selection import L2_GRID, choose_l2
 
