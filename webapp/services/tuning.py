@@ -8,7 +8,6 @@ version that passed it is 'ready', so publishing the best trial is activating th
 
 from __future__ import annotations
 
-import optuna
 from sqlalchemy import select
 
 from webapp.errors import InputError
@@ -41,6 +40,8 @@ def tune_jobs(limit: int = 10) -> list[Job]:
 
 def trials(job: Job, storage_url: str) -> list[dict]:
     """The study's trials from its storage (number, state, value, settings, version, gate); [] before it starts."""
+    import optuna  # only where a search is looked at: web workers need not load it
+
     try:
         study = optuna.load_study(study_name=f"kairos-tune-job{job.id}", storage=storage_url)
     except KeyError:  # no such study yet
