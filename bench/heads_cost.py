@@ -45,7 +45,10 @@ from engine.serving.lexical import Filters  # noqa: E402
 from engine.serving.ranker import FEATURES  # noqa: E402
 from engine.serving.searcher import Searcher  # noqa: E402
 from engine.serving.vectors import serve_single_threaded  # noqa: E402
-from worker.building.selection import RANKER_POOL, RRF_COLUMN, LabelSet, fit_ranker, ndcg  # noqa: E402
+from engine.training.ranker_fit import RRF_COLUMN  # noqa: E402
+from worker.building.selection import LabelSet, fit_ranker, ndcg  # noqa: E402
+
+HEAD = 50  # the fused head whose spread of weighted features the bench reports
 
 
 def pick_version(instance: Path, version_id: int | None) -> tuple[int, Path]:
@@ -96,12 +99,12 @@ def timings(searcher: Searcher, texts: list[str], repeats: int) -> dict[str, flo
 
 
 def pulls(searcher: Searcher, texts: list[str]) -> dict[str, float]:
-    """Mean over queries of std(weight * feature) across the top RANKER_POOL candidates by RRF."""
+    """Mean over queries of std(weight * feature) across the top HEAD candidates by RRF."""
     weights = searcher.bundle.ranker.vector()
     spread = []
     for text in texts:
         _, features = searcher.candidate_features(text)
-        head = features[np.argsort(-features[:, RRF_COLUMN], kind="stable")[:RANKER_POOL]]
+        head = features[np.argsort(-features[:, RRF_COLUMN], kind="stable")[:HEAD]]
         spread.append((head * weights).std(axis=0))
     return dict(zip(FEATURES, np.mean(spread, axis=0).tolist(), strict=True))
 

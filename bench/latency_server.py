@@ -24,6 +24,8 @@ _HANDED_OUT: set[int] = set()
 def free_port() -> int:
     """A port nobody listens on right now: the OS picks it, or the first free one of
     BENCH_PORTS ("8100-8199") on a machine whose users share out port ranges."""
+    if os.environ.get("KAIROS_BENCH_PORT"):  # one fixed port, for a bench that starts one server
+        return int(os.environ["KAIROS_BENCH_PORT"])
     low, _, high = os.environ.get("BENCH_PORTS", "").partition("-")
     for port in range(int(low), int(high) + 1) if low and high else [0]:
         if port in _HANDED_OUT:  # handed to a server that may not listen yet

@@ -11,15 +11,22 @@ head. It starts gunicorn (gunicorn.conf.py) on a free loopback port and a Celery
 (queues training and inference, Redis broker), runs `flask simulate --demo --split train`
 for N sessions (distinct visitors, one cookie each, train-half queries only), then for each
 position-bias setting runs one fine-tune job of the zero-shot version (`ips`: weights from
-the fitted click model; `none`: raw clicks) and prints test-half NDCG@10 side by side. The
-test half is never trained on nor used to choose anything; the gate uses a validation
-slice of the train half, whose queries are also kept out of training.
+the fitted click model; `none`: raw clicks) and prints test-half NDCG@10 side by side,
+computed by the bench itself, with paired bootstrap 95% intervals over the test queries.
+The test half is never trained on nor used to choose anything (versions store validation
+figures only); the gate uses a validation slice of the train half, whose queries are also
+kept out of training.
 
     .venv/bin/python bench/learning_loop.py --scenario shift [--searches 8000] [--seed 1]
 
 runs instead the in-process stage-2 scenarios of bench/shift_scenario.py (no instance, no
 model): shoppers whose preferences shift (time-aware vs static ranking) and shoppers with
 a brand preference (personalised vs non-personal).
+
+    .venv/bin/python bench/learning_loop.py --scenario click-model [--searches 6000] [--seed 1]
+
+fits the click model on simulated traffic with known propensities, with and without
+exploration (bench/click_recovery.py).
 """
 
 from __future__ import annotations
@@ -121,64 +128,100 @@ def run_job(app, parent_id: int, correction: str, train: dict, timeout: float) -
     raise SystemExit(f"job {job_id} did not finish within {timeout:.0f} s")
 
 
-def version_metrics(app, version_id: int | None) -> dict:
+def test_scores(app, version_ids: list[int]) -> dict[int, dict[str, dict[str, float]]]:
+    """Per-query test-half NDCG@10 (dense, rrf, served) of each version, computed here: the bench
+    reports the test half; nothing the shop chooses ever reads it."""
+    from engine.serving.bundle import load_bundle
+    from engine.serving.searcher import Searcher
     from webapp.extensions import db
-    from webapp.models import ModelVersion
+    from webapp.models import ModelVersion, Product
+    from webapp.services.search_index import product_card
+    from worker.building.selection import per_query_ndcg
+    from worker.building.version_build import build_labels
 
     with app.app_context():
-        version = db.session.get(ModelVersion, version_id) if version_id else None
-        return dict(version.metrics) if version is not None else {}
+        test = build_labels().test
+        searcher = Searcher(candidates=app.config["SEARCH_CANDIDATES"])
+        searcher.apply_changes(
+            [product_card(p) for p in db.session.scalars(db.select(Product).where(Product.is_active))], []
+        )
+        scores = {}
+        for version_id in version_ids:
+            version = db.session.get(ModelVersion, version_id)
+            if version.status not in ("ready", "active"):
+                continue  # refused by its gate: nothing was published
+            searcher.attach(load_bundle(version.artifact_path, version.id, retrieval_mode="hybrid"))
+            scores[version_id] = {
+                "dense": per_query_ndcg(searcher, test, "dense"),
+                "rrf": per_query_ndcg(searcher, test, "rrf"),
+                "served": per_query_ndcg(searcher, test, "hybrid"),
+                "pipeline": version.metrics.get("served_pipeline", "rrf"),
+            }
+        return scores
 
 
-def served(metrics: dict) -> tuple[float | None, str]:
-    """Test NDCG@10 of the mode the version serves (the learned ranker only where it earned its place)."""
-    if "test_ndcg10_hybrid" in metrics:
-        return metrics["test_ndcg10_hybrid"], "hybrid"
-    return metrics.get("test_ndcg10_rrf"), "rrf"
+def _mean(values: dict[str, float]) -> float:
+    return sum(values.values()) / max(len(values), 1)
 
 
-def report(app, parent: int, zero_shot: dict, runs: dict[str, dict]) -> None:
-    """The side-by-side table and the relative gains."""
-    first = next(iter(runs.values()))["result"]
-    before = first.get("before", {})
-    base_served, base_mode = served(zero_shot)
-    print("\nNDCG@10 on the held-out test half (75 queries, never trained on or used to choose)")
-    print(f"{'model':<44} {'dense':>7} {'rrf':>7} {'served':>7}  mode   validation rrf  gate")
+def report(app, parent: int, runs: dict[str, dict]) -> None:
+    """Test-half NDCG@10 side by side, each fine-tune's gain with a paired bootstrap 95% interval."""
+    from engine.evaluation.paired import paired_bootstrap
+
+    children = {c: (run["result"] or {}).get("version_id") for c, run in runs.items()}
+    built = [v for v in children.values() if v]
+    scores = test_scores(app, [parent, *built])
+    base = scores[parent]
+    queries = len(base["served"])
+    print(f"\nNDCG@10 on the held-out test half ({queries} queries, never trained on or used to choose)")
+    print(f"{'model':<44} {'dense':>7} {'rrf':>7} {'served':>7}  serves   gate (validation, vs parent)")
     print(
-        f"{'zero-shot v' + str(parent):<44} {before.get('test_ndcg10_dense', 0):>7.4f} "
-        f"{before.get('test_ndcg10_rrf', 0):>7.4f} {base_served or 0:>7.4f}  {base_mode:<6} "
-        f"{before.get('validation_ndcg10_rrf', 0):>13.4f}"
+        f"{'zero-shot v' + str(parent):<44} {_mean(base['dense']):>7.4f} {_mean(base['rrf']):>7.4f} "
+        f"{_mean(base['served']):>7.4f}  {base['pipeline']}"
     )
     for correction, run in runs.items():
-        result = run["result"] or {}
-        after = result.get("after") or {}
-        metrics = version_metrics(app, result.get("version_id"))
-        value, mode = served(metrics)
-        gate = "passed" if run["status"] == "succeeded" else f"refused ({run['error'][:60]})"
-        name = f"fine-tuned v{result.get('version_id', '?')}, {LABELS[correction]}"
+        version_id = children[correction]
+        gate = (run["result"] or {}).get("gate") or {}
+        verdict = "passed" if run["status"] == "succeeded" else f"refused ({(run['error'] or '')[:60]})"
+        if gate.get("queries"):
+            verdict += f" {gate['difference']:+.4f} [{gate['low']:+.4f}, {gate['high']:+.4f}] n={gate['queries']}"
+        name = f"fine-tuned v{version_id or '?'}, {LABELS[correction]}"
+        if version_id not in scores:
+            print(f"{name:<44} (no version built)  {verdict}")
+            continue
+        child = scores[version_id]
         print(
-            f"{name:<44} {after.get('test_ndcg10_dense', 0):>7.4f} {after.get('test_ndcg10_rrf', 0):>7.4f} "
-            f"{value or 0:>7.4f}  {mode:<6} {after.get('validation_ndcg10_rrf', 0):>13.4f}  {gate}"
+            f"{name:<44} {_mean(child['dense']):>7.4f} {_mean(child['rrf']):>7.4f} "
+            f"{_mean(child['served']):>7.4f}  {child['pipeline']:<8} {verdict}"
         )
-    print("\nrelative gain over zero-shot on the test half:")
+    print("\nchange over zero-shot on the test half, paired bootstrap 95% interval over test queries:")
     for correction, run in runs.items():
-        after = (run["result"] or {}).get("after") or {}
-        gains = []
-        for mode in ("dense", "rrf"):
-            old, new = before.get(f"test_ndcg10_{mode}"), after.get(f"test_ndcg10_{mode}")
-            if old and new is not None:
-                gains.append(f"{mode} {100 * (new - old) / old:+.1f}%")
+        version_id = children[correction]
+        if version_id not in scores:
+            continue
+        parts = []
+        for mode in ("dense", "rrf", "served"):
+            test = paired_bootstrap(scores[version_id][mode], base[mode], margin=0.0)
+            parts.append(
+                f"{mode} {test.difference:+.4f} [{test.low:+.4f}, {test.high:+.4f}] "
+                f"({100 * test.difference / max(test.baseline, 1e-9):+.1f}%)"
+            )
         training = (run["result"] or {}).get("training", {})
         print(
-            f"  {LABELS[correction]:<28} {', '.join(gains)}  ({training.get('steps')} steps, "
-            f"{training.get('pairs_per_second')} pairs/s, job {run['seconds'] / 60:.1f} min)"
+            f"  {LABELS[correction]:<28} {'; '.join(parts)}  ({training.get('steps')} steps, "
+            f"job {run['seconds'] / 60:.1f} min)"
         )
 
 
 def main() -> None:
     scenario = argparse.ArgumentParser(add_help=False)
-    scenario.add_argument("--scenario", choices=("fine-tune", "shift"), default="fine-tune")
+    scenario.add_argument("--scenario", choices=("fine-tune", "shift", "click-model"), default="fine-tune")
     chosen, rest = scenario.parse_known_args()
+    if chosen.scenario == "click-model":
+        from bench.click_recovery import main as click_main
+
+        click_main(rest)
+        return
     if chosen.scenario == "shift":
         from bench.shift_scenario import main as shift_main
 
@@ -211,7 +254,6 @@ def main() -> None:
     from webapp import create_app
 
     app = create_app()
-    zero_shot = version_metrics(app, parent)
     server = start_server("shop", env)
     worker = start_worker(env, instance / "worker.log")
     try:
@@ -250,7 +292,7 @@ def main() -> None:
         server.stop()  # the shop's job is done; its CPU goes to training
         train = json.loads(args.train)
         runs = {c: run_job(app, parent, c, train, args.timeout) for c in args.corrections.split(",")}
-        report(app, parent, zero_shot, runs)
+        report(app, parent, runs)
     finally:
         server.stop()
         if worker.poll() is None:

@@ -26,8 +26,9 @@ from engine.evaluation.judgments import (
     read_query_tsv,
     read_trec_qrels,
 )
+from engine.evaluation.label_sets import split_for
 from engine.evaluation.metrics import MRR_K, NDCG_K, RECALL_K, Report, evaluate, write_trec_run
-from engine.evaluation.split import DEMO_SPLIT, SPLITS, load_split
+from engine.evaluation.split import SPLITS
 from engine.serving.query_encoder import OnnxQueryEncoder
 from engine.serving.searcher import Searcher
 from webapp.errors import InputError
@@ -70,16 +71,17 @@ def _load(queries_path: str | None, qrels_path: str | None, rel_level: int | Non
 
 
 def _select(queries: list[Query], judgments: Judgments, split: str) -> list[Query]:
-    if split != "all":
-        texts = load_split(DEMO_SPLIT).texts(split)
-        queries = [q for q in queries if q.text in texts]
-        if not queries:
-            raise click.ClickException(f"no query is in the demo split {split!r} ({DEMO_SPLIT})")
+    """The judged queries of one half; the halves are the build's (engine.evaluation.label_sets)."""
     judged = [q for q in queries if q.qid in judgments.grades]
     if not judged:
         raise click.ClickException("no query has judgments: do the query ids match the qrels?")
     if len(judged) < len(queries):
         click.echo(f"skipped {len(queries) - len(judged)} queries without judgments", err=True)
+    if split != "all":
+        texts = split_for([q.text for q in judged], current_app.config["INSTANCE_DIR"]).texts(split)
+        judged = [q for q in judged if q.text in texts]
+        if not judged:
+            raise click.ClickException(f"no judged query is in the {split!r} half (use --split all)")
     return judged
 
 
@@ -114,9 +116,9 @@ def _print(report: Report, judgments: Judgments, queries: list[Query], mode: str
 @click.option(
     "--split",
     type=click.Choice(SPLITS),
-    default="all",
+    default="train",
     show_default=True,
-    help="Keep only the demo split's train or test queries.",
+    help="Which half of the judged queries: train (tune on it), test (report only: name it to see it), or all.",
 )
 @click.option(
     "--mode",

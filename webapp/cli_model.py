@@ -1,4 +1,4 @@
-"""Command line for model versions: `flask --app webapp model bootstrap|list|activate|rollback|job`."""
+"""Command line for model versions: `flask --app webapp model bootstrap|train|tune|list|activate|rollback|job`."""
 
 from __future__ import annotations
 
@@ -140,13 +140,56 @@ def train_command(
         _follow(job.id, timeout)
 
 
+@model_cli.command("tune")
+@click.option("--trials", type=click.IntRange(1, 500), default=10, show_default=True, help="Trials in the study.")
+@click.option(
+    "--timeout", "study_timeout", type=float, default=4 * 3600.0, show_default=True, help="Seconds for the study."
+)
+@click.option("--parent", "parent_id", type=int, help="Version to fine-tune [default: the active one].")
+@click.option("--resume", "resume_id", type=int, help="Re-run a search whose worker died; it resumes the study.")
+@click.option("--wait/--no-wait", default=False, help="Follow the search's progress until it ends.")
+def tune_command(trials: int, study_timeout: float, parent_id: int | None, resume_id: int | None, wait: bool) -> None:
+    """Search fine-tuning settings (Optuna, TPE) on the training queue, each trial scored on validation only."""
+    from webapp.services.tuning import start_tune  # optuna: only for this command
+
+    if resume_id is not None:
+        job = db.session.get(Job, resume_id)
+        if job is None or job.kind != "tune" or job.status in ("succeeded", "cancelled"):
+            raise click.ClickException(f"job {resume_id} is not a search that can be re-run")
+        enqueue("training.tune", job.id)
+        click.echo(f"search job {job.id} re-queued; it resumes its study")
+    else:
+        try:
+            job = start_tune(trials, study_timeout, parent_id)
+        except InputError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"search of {trials} trials queued as job {job.id} on the training queue")
+    if wait:
+        _follow(job.id, study_timeout + 600)
+
+
 @model_cli.command("list")
 def list_command() -> None:
     """Versions with status, retrieval mode and headline metrics."""
     for v in db.session.scalars(select(ModelVersion).order_by(ModelVersion.id)):
-        ndcg = v.metrics.get("test_ndcg10_hybrid", v.metrics.get("test_ndcg10_rrf"))
-        figure = f"test NDCG@10 {ndcg:.4f}" if isinstance(ndcg, float) else ""
-        click.echo(f"v{v.id:<4} {v.status:<9} {v.retrieval_mode:<7} {v.name}  {figure}")
+        click.echo(f"v{v.id:<4} {v.status:<9} {v.retrieval_mode:<7} {v.name}  {_figures(v.metrics or {})}".rstrip())
+
+
+def _figures(metrics: dict) -> str:
+    """Validation figures only (the test half is for `flask eval --split test`): served NDCG@10, the gate."""
+    ndcg = metrics.get("validation_ndcg10_hybrid", metrics.get("validation_ndcg10_rrf"))
+    parts = []
+    if isinstance(ndcg, float):
+        served = metrics.get("served_pipeline", "rrf")
+        parts.append(f"validation NDCG@10 {ndcg:.4f} ({served}, {metrics.get('validation_queries', '?')} queries)")
+    gate = metrics.get("gate") or (metrics.get("fine_tune") or {}).get("gate")
+    if gate and "difference" in gate:
+        verdict = "passed" if gate["passed"] else "refused"
+        parts.append(
+            f"gate {verdict}: {gate['difference']:+.4f} [{gate['low']:+.4f}, {gate['high']:+.4f}] "
+            f"vs v{gate['parent_version_id']} over {gate['queries']} queries"
+        )
+    return "  ".join(parts)
 
 
 @model_cli.command("activate")

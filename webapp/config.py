@@ -103,9 +103,14 @@ def load_config(overrides: dict | None = None) -> dict:
         "ENCODER_VARIANT": env.get("KAIROS_ENCODER_VARIANT", "int8"),  # a version's manifest may override
         "ENCODER_THREADS": int(env.get("KAIROS_ENCODER_THREADS", "1")),
         # Graded judgments used when building a version (train half: int8 gate, ranker fit).
+        # KAIROS_JUDGMENTS: the shop's own (ESCI JSON, or TREC qrels with KAIROS_JUDGMENT_QUERIES).
         "RANKER_QRELS": env.get(
-            "KAIROS_RANKER_QRELS", str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_judgments.json")
+            "KAIROS_JUDGMENTS",
+            env.get("KAIROS_RANKER_QRELS", str(PROJECT_ROOT / "data" / "esci-us-sample" / "esci_us_judgments.json")),
         ),
+        "RANKER_QUERIES": env.get("KAIROS_JUDGMENT_QUERIES", ""),  # qid<TAB>text, for TREC qrels
+        # Absolute validation NDCG@10 a fitted ranker may trail RRF or a single retriever by and still serve.
+        "SELECTION_MARGIN": float(env.get("KAIROS_SELECTION_MARGIN", "0.01")),
         "QUERY_CACHE_SIZE": int(env.get("KAIROS_QUERY_CACHE_SIZE", "4096")),
         # Instant suggestions (webapp/services/instant_suggest.py): each web worker rebuilds its index
         # this often, from the queries the suggestion rule admits (webapp/services/suggestions.py):
@@ -127,6 +132,14 @@ def load_config(overrides: dict | None = None) -> dict:
         "FINE_TUNE_WINDOW_DAYS": float(env.get("KAIROS_FINE_TUNE_WINDOW_DAYS", "30")),
         "FINE_TUNE_MIN_POSITIVE_PAIRS": int(env.get("KAIROS_FINE_TUNE_MIN_POSITIVE_PAIRS", "50")),
         "FINE_TUNE_GATE_MARGIN": float(env.get("KAIROS_FINE_TUNE_GATE_MARGIN", "0.01")),
+        # Optuna's study storage for `flask model tune` (worker.building.tune): the shop's PostgreSQL
+        # database under the schema "optuna", or instance/optuna.db beside a SQLite file.
+        "TUNE_STORAGE_URL": env.get("KAIROS_TUNE_STORAGE_URL", ""),  # "": derived below, after overrides
+        # Share of relevance-sorted pages given random adjacent swaps (engine.ranking.exploration), so
+        # the click model can tell positions apart; 0 switches exploration off.
+        "EXPLORATION_SHARE": float(env.get("KAIROS_EXPLORATION_SHARE", "0")),
+        # Propensities (1/k)^power used when the click model is not identified by the log.
+        "PROPENSITY_FALLBACK_POWER": float(env.get("KAIROS_PROPENSITY_FALLBACK_POWER", "1.0")),
         "FINE_TUNE_METHOD": env.get("KAIROS_FINE_TUNE_METHOD", "top_layers"),  # full | top_layers | lora
         "FINE_TUNE_MAX_TRAIN_SECONDS": float(env.get("KAIROS_FINE_TUNE_MAX_TRAIN_SECONDS", "5400")),
         "FINE_TUNE_LOCK_TTL_SECONDS": float(env.get("KAIROS_FINE_TUNE_LOCK_TTL", "600")),
@@ -220,7 +233,16 @@ def load_config(overrides: dict | None = None) -> dict:
         raise RuntimeError("SECRET_KEY must be set when KAIROS_ENV=production")
     _no_ping_for_sqlite(config)
     _serialize_sqlite_writes(config)
+    config["TUNE_STORAGE_URL"] = config["TUNE_STORAGE_URL"] or _tune_storage(config)
     return config
+
+
+def _tune_storage(config: dict) -> str:
+    """Optuna keeps its own alembic_version table, so it gets its own schema (PostgreSQL) or file (SQLite)."""
+    url = str(config["SQLALCHEMY_DATABASE_URI"])
+    if url.startswith("postgresql"):
+        return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3Doptuna"
+    return f"sqlite:///{Path(config['INSTANCE_DIR']) / 'optuna.db'}"
 
 
 def _no_ping_for_sqlite(config: dict) -> None:

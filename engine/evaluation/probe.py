@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.evaluation.judgments import Judgments, Query, is_esci_json, read_esci_judgments, read_esci_queries
+from engine.evaluation.judgments import Judgments, Query
+from engine.evaluation.label_sets import halves
 from engine.evaluation.metrics import evaluate
-from engine.evaluation.split import load_split
 from engine.serving.bundle import ServingBundle
 from engine.serving.searcher import Searcher
 
@@ -30,13 +30,22 @@ class Probe:
     judgments: Judgments
 
 
-def load_probe(path: str | Path | None, size: int = PROBE_QUERIES) -> Probe | None:
-    """The first `size` train-half queries by id (a fixed set), or None without usable judgments."""
-    if not path or not Path(path).is_file() or not is_esci_json(path):
+def load_probe(
+    path: str | Path | None,
+    queries_path: str | Path | None = None,
+    store_dir: str | Path | None = None,
+    size: int = PROBE_QUERIES,
+) -> Probe | None:
+    """The first `size` train-half queries by id (a fixed set), or None without usable judgments.
+
+    The judgments and their split are the build's own (engine.evaluation.label_sets): ESCI JSON,
+    or TREC qrels with a queries file, split once and stored under `store_dir`."""
+    labels = halves(path, queries_path, store_dir)
+    if labels is None:
         return None
-    train = load_split().texts("train")
-    queries = sorted((q for q in read_esci_queries(path) if q.text in train), key=lambda q: q.qid)[:size]
-    return Probe(queries, read_esci_judgments(path)) if queries else None
+    train = labels.fit.queries + labels.validation.queries
+    queries = sorted(train, key=lambda q: q.qid)[:size]
+    return Probe(queries, labels.fit.judgments) if queries else None
 
 
 def probe_ndcg(searcher: Searcher, probe: Probe, bundle: ServingBundle | None = None) -> float:

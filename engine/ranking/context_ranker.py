@@ -24,6 +24,9 @@ from engine.serving.ranker import fit_pair_differences
 
 RELEVANCE = CONTEXT_FEATURES.index("relevance")
 HOLDOUT_SHARE = 0.2
+# The clip of 1/propensity, as fine-tuning's (engine.training.dataset): a rare deep click
+# would otherwise weigh up to 1000 times a top one and dominate the fit's variance.
+MAX_IPS_WEIGHT = 10.0
 
 
 def pbm_propensity(position: int, eta: float = 1.0) -> float:
@@ -81,7 +84,8 @@ def page_pairs(page: LoggedPage, propensity: Callable[[int], float]) -> tuple[np
         worse = np.flatnonzero(page.gains < page.gains[i])
         if len(worse):
             diffs.append(page.features[i] - page.features[worse])
-            weight = (page.gains[i] - page.gains[worse]) / max(propensity(int(page.positions[i])), 1e-3)
+            ips = min(1.0 / max(propensity(int(page.positions[i])), 1e-9), MAX_IPS_WEIGHT)
+            weight = (page.gains[i] - page.gains[worse]) * ips
             weights.append(weight)
     if not diffs:
         return np.empty((0, page.features.shape[1])), np.empty(0)

@@ -19,12 +19,16 @@ from webapp.models import Job, ModelVersion, utcnow
 from webapp.services.model_versions import create_version
 
 METRICS = {
-    "test_ndcg10_lexical": 0.3012,
-    "test_ndcg10_dense": 0.35,
-    "test_ndcg10_rrf": 0.37,
-    "test_ndcg10_hybrid": 0.38127,
+    "validation_ndcg10_lexical": 0.3012,
+    "validation_ndcg10_dense": 0.35,
+    "validation_ndcg10_rrf": 0.37,
+    "validation_ndcg10_hybrid": 0.38127,
+    "validation_queries": 22,
+    "served_pipeline": "ranker",
     "serve_variant": "int8",
     "int8_relative_drop": 0.004,
+    "test_ndcg10_hybrid": 0.9876,  # an older build's test figure: never shown where versions are chosen
+    "gate": {"passed": True, "difference": 0.0123, "low": -0.0045, "high": 0.0301, "queries": 22, "margin": 0.01},
 }
 
 
@@ -65,11 +69,13 @@ def flashes(client, url: str = "/admin/models") -> str:
 
 def test_versions_page_shows_status_mode_metrics_and_serving(client, login):
     login("analyst")
-    version("retired", "zero-shot", metrics={"test_ndcg10_lexical": 0.3})
+    version("retired", "zero-shot", metrics={"validation_ndcg10_lexical": 0.3})
     version("active", "fine-tuned", metrics=METRICS, activated_at=utcnow(), retrieval_mode="rrf", parent_id=1)
     page = client.get("/admin/models").get_data(as_text=True)
     assert "v2" in page and "fine-tuned" in page and "from v1" in page and "rrf" in page
     assert "0.3813" in page and "0.3012" in page and "int8" in page and "0.0040" in page
+    assert "Validation NDCG@10" in page and "Test NDCG" not in page and "0.9876" not in page
+    assert "passed" in page and "+0.0123 [-0.0045, +0.0301], 22 queries, margin 0.01" in page and "ranker" in page
     assert "st-active" in page and "st-retired" in page
     assert "The web worker that answered this page serves <code>lexical</code>" in page
     assert "<code>rrf:v2</code>" in page and "<code>rrf:v1</code>" in page  # no ranker.json: RRF serves

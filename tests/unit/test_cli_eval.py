@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -45,7 +46,8 @@ def test_eval_prints_metrics_and_writes_a_trec_run(catalog, files, runner, tmp_p
     queries, qrels = files
     run_path = tmp_path / "run.txt"
     result = runner.invoke(
-        eval_command, ["--queries", str(queries), "--qrels", str(qrels), "--run-out", str(run_path), "--per-query"]
+        eval_command,
+        ["--queries", str(queries), "--qrels", str(qrels), "--split", "all", "--run-out", str(run_path), "--per-query"],
     )
     assert result.exit_code == 0, result.output
     assert "skipped 1 queries without judgments" in result.output
@@ -73,7 +75,9 @@ def test_eval_logs_no_searches(catalog, files, runner):
 
 def test_rel_level_changes_binary_metrics_only(catalog, files, runner):
     queries, qrels = files
-    result = runner.invoke(eval_command, ["--queries", str(queries), "--qrels", str(qrels), "--rel-level", "2"])
+    result = runner.invoke(
+        eval_command, ["--queries", str(queries), "--qrels", str(qrels), "--split", "all", "--rel-level", "2"]
+    )
     found = metric_lines(result.output)
     assert found["NDCG@10"] == "0.3612"
     assert found["MRR@10"] == "0.2500"  # q1: the grade-2 product at rank 2
@@ -94,7 +98,9 @@ def test_esci_json_carries_its_queries(catalog, runner, tmp_path):
             }
         )
     )
-    result = runner.invoke(eval_command, ["--qrels", str(path), "--per-query", "--run-out", str(run_path)])
+    result = runner.invoke(
+        eval_command, ["--qrels", str(path), "--split", "all", "--per-query", "--run-out", str(run_path)]
+    )
     assert result.exit_code == 0, result.output
     qid = esci_qid("kettle")
     # The shorter title wins on BM25: the Substitute first, then the Exact.
@@ -118,11 +124,23 @@ def test_demo_test_split_runs_75_queries(catalog, runner):
     assert found["NDCG@10"] == "0.0000"  # none of the demo products is in this catalog
 
 
-def test_split_without_demo_queries_is_an_error(catalog, files, runner):
+def test_demo_defaults_to_the_train_half(catalog, runner):
+    result = runner.invoke(eval_command, ["--demo"])
+    assert result.exit_code == 0, result.output
+    assert "split train" in result.output and metric_lines(result.output)["queries"] == "75"
+
+
+def test_a_shops_own_queries_get_a_stored_split_and_test_only_when_asked(app, catalog, files, runner):
     queries, qrels = files
-    result = runner.invoke(eval_command, ["--queries", str(queries), "--qrels", str(qrels), "--split", "train"])
-    assert result.exit_code != 0
-    assert "no query is in the demo split 'train'" in result.output
+    args = ["--queries", str(queries), "--qrels", str(qrels), "--per-query"]
+    train = runner.invoke(eval_command, args)
+    test = runner.invoke(eval_command, [*args, "--split", "test"])
+    assert train.exit_code == test.exit_code == 0, train.output + test.output
+    assert "split train" in train.output and "split test" in test.output
+    halves = [{q for q in ("q1", "q2") if q in metric_lines(r.output)} for r in (train, test)]
+    assert halves[0] and halves[1] and halves[0] | halves[1] == {"q1", "q2"} and not halves[0] & halves[1]
+    stored = list((Path(app.config["INSTANCE_DIR"]) / "splits").glob("split-*.json"))
+    assert len(stored) == 1 and set(json.loads(stored[0].read_text())["train"]) <= {"steel kettle", "mug"}
 
 
 def test_malformed_qrels_names_the_line(catalog, files, runner):

@@ -76,17 +76,32 @@ def test_bootstrap_after_failed_versions_builds_again(app, runner, sent):
     assert [v.status for v in versions()] == ["failed", "building"] and len(sent) == 1
 
 
-def test_list(app, runner, tiny_model):
-    served = ready_version("zero-shot", metrics={"test_ndcg10_rrf": 0.41234})
+def test_list_shows_validation_figures_never_test(app, runner, tiny_model):
+    served = ready_version(
+        "zero-shot", metrics={"validation_ndcg10_rrf": 0.41234, "validation_queries": 22, "test_ndcg10_rrf": 0.9}
+    )
     activate_version(served.id)
-    ready_version("candidate", metrics={"test_ndcg10_hybrid": 0.5, "test_ndcg10_rrf": 0.4})
+    gate = {"passed": True, "difference": 0.012, "low": -0.004, "high": 0.031, "queries": 22, "parent_version_id": 1}
+    ready_version(
+        "candidate",
+        metrics={
+            "validation_ndcg10_hybrid": 0.5,
+            "validation_ndcg10_rrf": 0.4,
+            "served_pipeline": "ranker",
+            "validation_queries": 22,
+            "gate": gate,
+            "test_ndcg10_hybrid": 0.7,
+        },
+    )
     create_version("in progress")
     result = runner.invoke(args=["model", "list"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert len(lines) == 3
-    assert lines[0].split()[:3] == ["v1", "active", "hybrid"] and "test NDCG@10 0.4123" in lines[0]
-    assert lines[1].split()[:2] == ["v2", "ready"] and "test NDCG@10 0.5000" in lines[1]
+    assert len(lines) == 3 and "test" not in result.output.lower() and "0.9" not in result.output
+    assert lines[0].split()[:3] == ["v1", "active", "hybrid"]
+    assert "validation NDCG@10 0.4123 (rrf, 22 queries)" in lines[0]
+    assert lines[1].split()[:2] == ["v2", "ready"] and "validation NDCG@10 0.5000 (ranker, 22 queries)" in lines[1]
+    assert "gate passed: +0.0120 [-0.0040, +0.0310] vs v1 over 22 queries" in lines[1]
     assert lines[2].split()[:2] == ["v3", "building"] and "NDCG" not in lines[2]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.training.click_model import decreasing, fit_pbm, uniform_model
+from engine.training.click_model import decreasing, fit_pbm, identified_or_curve, uniform_model
 
 
 def synthetic_log(theta: np.ndarray, sessions: int, seed: int, shuffle: bool = True):
@@ -66,3 +66,42 @@ def test_a_log_without_position_variation_still_gives_a_decreasing_curve():
     fitted = fit_pbm(*rows, max_position=5)
     assert np.all(np.diff(fitted.relative()) <= 1e-12)
     assert np.allclose(decreasing(np.array([1.0, 0.4, 0.6, 0.2]), np.array([1, 1, 3, 1])), [1.0, 0.55, 0.55, 0.2])
+
+
+def test_varied_positions_recover_a_known_curve_and_say_identified():
+    theta = 1.0 / np.arange(1, 11)  # the simulator's 1/k
+    model = fit_pbm(*synthetic_log(theta, 8000, seed=5), max_position=10)
+    diagnosis = model.identification
+    assert diagnosis.identified and diagnosis.converged and diagnosis.varied_share > 0.9
+    assert min(diagnosis.effective) >= 1000
+    np.testing.assert_allclose(model.relative(), theta, rtol=0.10)  # within 10% at every rank 1-10
+    assert identified_or_curve(model, power=2.0) is model  # identified: the fit is used
+    assert model.as_dict()["identification"]["identified"] is True
+
+
+def test_fixed_positions_say_not_identified_and_fall_back_to_the_configured_curve():
+    theta = 1.0 / np.arange(1, 6)
+    rows = synthetic_log(theta, 3000, seed=6, shuffle=False)  # every product always at the same position
+    model = fit_pbm(*rows, max_position=5)
+    assert not model.identification.identified and model.identification.varied_share == 0.0
+    assert model.identification.effective == (0, 0, 0, 0, 0)
+    used = identified_or_curve(model, power=1.0)
+    np.testing.assert_allclose(used.relative(), theta)  # the configured (1/k)^1, not EM's guess
+    assert used.source == "(1/k)^1" and used.as_dict()["identification"]["identified"] is False
+
+
+def test_a_few_moved_pairs_are_not_enough():
+    theta = 1.0 / np.arange(1, 6)
+    fixed = synthetic_log(theta, 3000, seed=7, shuffle=False)
+    moved = synthetic_log(theta, 10, seed=8)  # a handful of pages with shuffled positions
+    rows = tuple(a + b for a, b in zip(fixed, moved, strict=True))
+    diagnosis = fit_pbm(*rows, max_position=5).identification
+    assert 0 < diagnosis.varied_share and not diagnosis.identified
+
+
+def test_varied_but_sparse_feedback_is_not_called_identified():
+    theta = 1.0 / np.arange(1, 11)
+    model = fit_pbm(*synthetic_log(theta, 150, seed=9), max_position=10)  # a handful of impressions per pair
+    diagnosis = model.identification
+    assert diagnosis.varied_share > 0.3 and diagnosis.instability > 0.10 and not diagnosis.identified
+    assert identified_or_curve(model, 1.0).source == "(1/k)^1"

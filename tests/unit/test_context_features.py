@@ -21,7 +21,7 @@ from engine.ranking.context import (
     engagement,
     exploration,
 )
-from engine.ranking.context_ranker import ContextRanker
+from engine.ranking.context_ranker import MAX_IPS_WEIGHT, ContextRanker, LoggedPage, page_pairs
 from engine.ranking.decay import trend
 from engine.ranking.profile import ShopperProfile
 from engine.ranking.stage import SearchContext, apply_context
@@ -226,3 +226,12 @@ def test_the_result_views_follow_the_matrix_rows():
     for pid, row_index in result.row_of.items():
         assert result.features[pid].tolist() == result.matrix[row_index].tolist()
         assert result.explore[pid] == float(result.explore_values[row_index])
+
+
+def test_stage_two_ips_pair_weights_are_clipped_like_fine_tuning():
+    features = np.eye(3, len(CONTEXT_FEATURES), dtype=np.float32)
+    page = LoggedPage(key=1, features=features, gains=np.array([0, 0, 1]), positions=np.array([1, 2, 30]))
+    _, weights = page_pairs(page, lambda position: 1.0 / position**2)  # 1/900 at position 30
+    assert weights.tolist() == [MAX_IPS_WEIGHT, MAX_IPS_WEIGHT] and MAX_IPS_WEIGHT == 10.0
+    _, near = page_pairs(LoggedPage(1, features, np.array([0, 1, 0]), np.array([1, 2, 3])), lambda p: 1.0 / p**2)
+    assert near.tolist() == [4.0, 4.0]  # below the clip: the plain inverse propensity

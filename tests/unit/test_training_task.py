@@ -153,12 +153,16 @@ def test_a_run_publishes_a_ready_child_with_metrics_and_logs(app, parent, monkey
     assert (
         set(summary["before"])
         == set(summary["after"])
-        == {f"{split}_ndcg10_{mode}" for split in ("validation", "test") for mode in ("dense", "rrf")}
+        == {f"validation_ndcg10_{m}" for m in ("dense", "rrf", "hybrid")}
     )
+    gate = summary["gate"]
+    assert gate["passed"] and gate["mode"] == "hybrid" and gate["queries"] == 1 and gate["low"] >= -gate["margin"]
+    assert child.metrics["gate"] == gate
     assert summary["training"]["steps"] > 0 and summary["training"]["data"]["positive_pairs"] >= 3
     assert summary["training"]["data"].get("held_out_searches", 0) == 0  # the shoppers never searched a labelled query
-    assert "test_ndcg10_rrf" in child.metrics  # the build reports the test half as usual
+    assert not any("test" in key for key in child.metrics)  # the test half is never read while choosing
     logs = job.result["logs"]
+    assert not any("test" in line for line in logs if "NDCG" in line or "ndcg" in line)
     assert any("before (v1)" in line for line in logs) and any(f"after (v{child.id})" in line for line in logs)
     assert load_bundle(child.artifact_path, child.id).vectors.dim == 32
     # The heads learned from the shoppers' clicks and carts: the child serves them, the zero-shot parent none.
@@ -171,25 +175,29 @@ def test_a_run_publishes_a_ready_child_with_metrics_and_logs(app, parent, monkey
 
 def test_the_gate_refuses_a_worse_model(app, parent, monkeypatch):
     shoppers(app)
-    real = fine_tune_module.scores
+    real = fine_tune_module.validation_scores
     calls = []
 
     def worse_after(searcher, labels):
         measured = real(searcher, labels)
         calls.append(measured)
-        return measured if len(calls) == 1 else {k: v - 0.2 for k, v in calls[0].items()}
+        if len(calls) == 1:
+            return measured
+        return {mode: {q: v - 0.2 for q, v in scores.items()} for mode, scores in calls[0].items()}
 
-    monkeypatch.setattr(fine_tune_module, "scores", worse_after)
+    monkeypatch.setattr(fine_tune_module, "validation_scores", worse_after)
     job = fine_tune_job(parent.id, **params(gate_margin=0.01))
     result = run_fine_tune_job(job.id)
     job = reload_job(job.id)
     refusal = job.result["refused"]
-    assert job.status == "refused" and "gate: validation NDCG@10 (rrf) fell" in refusal, "\n".join(job.result["logs"])
+    assert job.status == "refused" and "gate: validation NDCG@10 (hybrid)" in refusal, "\n".join(job.result["logs"])
+    assert "interval [-0.2000, -0.2000] over 1 queries, margin 0.01" in refusal
     assert result == {"refused": refusal} and refusal in job.result["logs"][-1] and job.error == ""
     child = versions()[-1]
     assert child.id != parent.id and child.status == "failed" and "gate" in child.metrics["error"]
     assert not Path(child.artifact_path).exists()  # nothing half-published
     assert child.metrics["before"] and child.metrics["after"]
+    assert child.metrics["gate"]["passed"] is False and child.metrics["gate"]["difference"] == -0.2
 
 
 def test_too_little_feedback_ends_with_a_clear_message(app, parent):

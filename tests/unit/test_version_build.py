@@ -124,25 +124,28 @@ def test_first_build_runs_every_step_and_serves(app, catalog, tiny_build, qrels)
     assert {total for _, total in calls} == {1000}
     done = [d for d, _ in calls]
     assert done == sorted(done) and done[0] == 10 and done[-1] == 980 and len(done) >= 8
-    # The labelled path: int8 judged and the ranker tried on train, every mode reported on test.
+    # The labelled path: int8 judged on train, the ranker fitted on its fit part, what serves chosen on
+    # validation; the test half is never read.
     metrics = version.metrics
     for key in (
         "dense_ndcg10_fp32",
         "dense_ndcg10_int8",
         "int8_relative_drop",
-        "train_ndcg10_rrf",
-        "train_ndcg10_ranker",
-        "test_ndcg10_lexical",
-        "test_ndcg10_dense",
-        "test_ndcg10_rrf",
+        "validation_ndcg10_lexical",
+        "validation_ndcg10_dense",
+        "validation_ndcg10_rrf",
+        "validation_ndcg10_hybrid",
     ):
         assert 0.0 <= metrics[key] <= 1.0 or key == "int8_relative_drop", key
-    uses_ranker = metrics["train_ndcg10_ranker"] > metrics["train_ndcg10_rrf"]
-    assert (directory / RANKER).is_file() == uses_ranker == ("test_ndcg10_hybrid" in metrics)
-    assert metrics["test_ndcg10_lexical"] == 1.0  # each test query's one Exact product holds its words
+    assert not any(key.startswith("test_") for key in metrics)
+    assert (metrics["fit_queries"], metrics["validation_queries"]) == (3, 1)
+    served = metrics["served_pipeline"]
+    assert served in ("ranker", "rrf", "lexical", "dense") and set(metrics["selection"]) <= {"rrf", "lexical", "dense"}
+    assert (directory / RANKER).is_file() == (served != "rrf")
+    assert metrics["validation_ndcg10_hybrid"] == metrics[f"validation_ndcg10_{served}"]
     bundle = load_bundle(directory, version.id)
     assert sorted(bundle.vectors.ids().tolist()) == sorted(p.id for p in catalog)
-    assert (bundle.ranker is not None) == uses_ranker
+    assert (bundle.ranker is not None) == (served != "rrf")
     # Zero-shot heads are random initial weights: not exported, so their ranker columns stay 0.
     assert manifest["heads"] == [] and not (directory / HEADS_FILE).exists() and bundle.heads is None
     assert not bundle.ranker or not any(bundle.ranker.weights.get(name) for name in ("click", "purchase"))
@@ -293,3 +296,35 @@ def test_heads_without_labels_are_not_served(app, catalog, cached_export, no_qre
     directory = Path(reload(version.id).artifact_path)
     assert json.loads((directory / MANIFEST).read_text())["heads"] == []
     assert load_bundle(directory, version.id).heads is None
+
+
+def test_a_shops_trec_judgments_fit_the_ranker_and_judge_on_their_own_split(app, catalog, cached_export, tmp_path):
+    texts = {
+        "t1": ("womens slippers", {"S1": 2, "S2": 2, "S3": 1, "X1": 0}),
+        "t2": ("pillow covers", {"C2": 2, "C1": 1, "X1": 0}),
+        "t3": ("beginner guitar", {"G1": 2, "G2": 1}),
+        "t4": ("kindle reader", {"K1": 2, "K2": 1}),
+        "t5": ("leather strap", {"L1": 2, "X1": 0}),
+        "t6": ("dog bowl", {"D1": 2, "X1": 0}),
+    }
+    assert not set(t for t, _ in texts.values()) & load_split().texts("all")  # not the demo's queries
+    queries, qrels = tmp_path / "queries.tsv", tmp_path / "qrels.txt"
+    queries.write_text("".join(f"{qid}\t{text}\n" for qid, (text, _) in texts.items()))
+    qrels.write_text("".join(f"{qid} 0 {doc} {g}\n" for qid, (_, docs) in texts.items() for doc, g in docs.items()))
+    app.config.update(RANKER_QRELS=str(qrels), RANKER_QUERIES=str(queries))
+    version = create_version("zero-shot")
+    version_build.build_version(version.id, lambda done, total: None)
+    metrics = reload(version.id).metrics
+    assert "note" not in metrics  # the labelled path ran: int8 judged, ranker fitted, the choice made
+    assert (metrics["fit_queries"], metrics["validation_queries"]) == (2, 1)
+    assert "dense_ndcg10_int8" in metrics and metrics["served_pipeline"] in ("ranker", "rrf", "lexical", "dense")
+    assert set(metrics["selection"]) and all("low" in t and "queries" in t for t in metrics["selection"].values())
+    [stored] = (Path(app.config["INSTANCE_DIR"]) / "splits").glob("split-*.json")
+    split = json.loads(stored.read_text())
+    assert len(split["train"]) == len(split["test"]) == 3 and set(split["train"]) | set(split["test"]) == {
+        text for text, _ in texts.values()
+    }
+    again = create_version("rebuild")  # the stored split is reused, not drawn again
+    version_build.build_version(again.id, lambda done, total: None)
+    assert list((Path(app.config["INSTANCE_DIR"]) / "splits").glob("split-*.json")) == [stored]
+    assert reload(again.id).metrics["validation_queries"] == 1

@@ -91,4 +91,5 @@ from webapp.admin import (  # noqa: E402,F401
     overview,
     ranking,
     suggestions,
+    tuning,
 )

@@ -24,7 +24,7 @@ from sqlalchemy import Text, cast, exists, func, select, text, update
 
 from engine.ranking.context import CONTEXT_FEATURES
 from engine.ranking.context_ranker import LoggedPage, fit_context_ranker, pbm_propensity
-from engine.training.click_model import fit_pbm
+from engine.training.click_model import fit_pbm, identified_or_curve
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import ContextRankerFit, Event, Impression, Job, SearchQuery, utcnow
@@ -143,14 +143,16 @@ def position_propensity(log: PageLog) -> tuple[Callable[[int], float], dict]:
     clicked = np.concatenate(log.clicked) if log.clicked else np.empty(0, dtype=bool)
     if not clicked.any():
         return pbm_propensity, {"model": "1/k (no clicks to fit a click model)"}
-    model = fit_pbm(
+    fitted = fit_pbm(
         np.concatenate(log.queries),
         np.concatenate(log.products),
         np.concatenate(log.positions),
         clicked,
         max_position=PBM_MAX_POSITION,
     )
-    return model.propensity, {"model": "position-based click model", **model.as_dict()}
+    model = identified_or_curve(fitted, current_app.config["PROPENSITY_FALLBACK_POWER"])
+    name = "position-based click model" if model.source == "fitted" else f"{model.source} (click model not identified)"
+    return model.propensity, {"model": name, **model.as_dict()}
 
 
 def store_fit(status: str, weights: dict, metrics: dict, pages: int) -> ContextRankerFit:

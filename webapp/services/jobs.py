@@ -50,6 +50,8 @@ JOB_KINDS = {
     "fine_tune": JobKind("training.fine_tune", 4 * 3600, 300),
     # 50,000 pages read and fitted take a few minutes on one core.
     "context_fit": JobKind("ranking.fit_context", 15 * 60, 60),
+    # Trials are fine-tunes run one after another within the same limit.
+    "tune": JobKind("training.tune", 4 * 3600, 300),
 }
 # The task behind each kind of job, for sending a job again whose message was lost.
 JOB_TASKS = {kind: spec.task for kind, spec in JOB_KINDS.items()}

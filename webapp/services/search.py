@@ -10,6 +10,7 @@ experiment, in the request's own transaction (`_store_now`)."""
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -17,6 +18,7 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import insert
 
+from engine.ranking.exploration import EXPLORED, adjacent_swaps
 from engine.serving.searcher import SearchRequest, SearchResponse
 from webapp.extensions import db
 from webapp.models import Impression, SearchQuery, epoch, utcnow
@@ -31,6 +33,8 @@ from webapp.services.search_log import search_log_for
 from webapp.services.search_params import normalize_query
 from webapp.services.spelling import correct_query
 from webapp.visitors import ensure_visitor_row
+
+_EXPLORE_RNG = random.Random()  # which pages explore: no need to be reproducible, only unbiased
 
 
 def _filters_json(request: SearchRequest) -> dict:
@@ -160,6 +164,10 @@ def search_and_log(
         else None
     )
     response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context)
+    share = current_app.config["EXPLORATION_SHARE"] if request.sort == "relevance" else 0.0  # never a chosen sort
+    explored = adjacent_swaps(response.hits, share, _EXPLORE_RNG)
+    if explored is not None:  # logged as such: the impressions' ranker ends in EXPLORED
+        response.hits, response.ranker = explored, response.ranker + EXPLORED
     latency_ms = (time.perf_counter() - started) * 1000
     # Built before the first write: on SQLite the writer lock is held from it to the commit.
     shown_ids = [h.card.id for h in response.hits]

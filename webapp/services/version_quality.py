@@ -23,7 +23,11 @@ def quality_refusal(version: ModelVersion, bundle: ServingBundle) -> str | None:
     recorded = (version.metrics or {}).get(PROBE_METRIC)
     if not isinstance(recorded, int | float) or isinstance(recorded, bool):
         return None
-    probe = load_probe(current_app.config["RANKER_QRELS"])
+    probe = load_probe(
+        current_app.config["RANKER_QRELS"],
+        current_app.config.get("RANKER_QUERIES") or None,
+        current_app.config["INSTANCE_DIR"],
+    )
     if probe is None:
         return None
     measured = probe_ndcg(get_searcher(), probe, bundle)

@@ -3,17 +3,17 @@
 1. load the parent version; 2. export the feedback window (it ends when the job was
 created, so a resumed run rebuilds the same data) and fit the click model; 3. build the
 labelled pairs, holding out every validation and test query; 4. evaluate the parent on
-the validation slice of the train half (and the test half, reported only); 5. fine-tune
+the validation slice of the train half, per query (the test half is never read); 5. fine-tune
 with checkpoints in a directory keyed by the job; 6. build the child version (re-embed,
-export ONNX, choose int8, fit the ranker) and, before it is published, evaluate it on the
-same slice: the gate refuses it when validation NDCG@10 falls by more than the margin;
+export ONNX, choose int8, fit the ranker, choose what serves) and, before it is published,
+compare it with the parent on the same queries by a paired bootstrap: the gate refuses it
+unless the 95% interval of the difference stays above minus the non-inferiority margin;
 7. the child is 'ready', never active: an admin or an A/B test decides.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,14 +23,14 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import select
 
-from engine.evaluation.judgments import is_esci_json, read_esci_judgments, read_esci_queries
-from engine.evaluation.split import load_split
+from engine.evaluation.label_sets import LabelSet
+from engine.evaluation.paired import paired_bootstrap
 from engine.modeling.config import LossWeights
 from engine.modeling.io import load_model_version
 from engine.serving.bundle import load_bundle
 from engine.serving.heads import HEAD_NAMES, HEADS_FILE, heads_in, trained_names
 from engine.serving.searcher import Searcher
-from engine.training.click_model import fit_pbm, uniform_model
+from engine.training.click_model import fit_pbm, identified_or_curve, uniform_model
 from engine.training.dataset import DatasetConfig, build_dataset, click_rows
 from engine.training.finetune import FineTuneConfig, fine_tune
 from engine.training.params import with_categories
@@ -39,11 +39,10 @@ from webapp.models import ModelVersion, Product
 from webapp.services.feedback_export import export_feedback
 from webapp.services.model_versions import create_version
 from webapp.services.search_index import product_card
-from worker.building.selection import LabelSet, ndcg
-from worker.building.version_build import build_version
+from worker.building.selection import per_query_ndcg
+from worker.building.version_build import build_labels, build_version
 
-VALIDATION_SEED = "kairos-validation-1"
-MODES = ("dense", "rrf")
+MODES = ("dense", "rrf", "hybrid")  # hybrid: what the version serves (its chosen ranker, or RRF)
 
 
 class FineTuneRefused(RuntimeError):
@@ -71,9 +70,8 @@ class RunSettings:
     correction: str = "ips"  # ips: inverse-propensity weights from the fitted click model; none: raw clicks
     window_days: float = 30.0
     min_positive_pairs: int = 50
-    gate_margin: float = 0.01  # absolute NDCG@10 drop on validation that still publishes
-    gate_mode: str = "rrf"
-    validation_fraction: float = 0.3
+    gate_margin: float = 0.01  # non-inferiority margin: absolute validation NDCG@10 the child may trail by
+    gate_mode: str = "hybrid"
     train: FineTuneConfig = field(default_factory=FineTuneConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
 
@@ -87,13 +85,12 @@ class RunSettings:
             window_days=float(params.get("window_days", config["FINE_TUNE_WINDOW_DAYS"])),
             min_positive_pairs=int(params.get("min_positive_pairs", config["FINE_TUNE_MIN_POSITIVE_PAIRS"])),
             gate_margin=float(params.get("gate_margin", config["FINE_TUNE_GATE_MARGIN"])),
-            gate_mode=params.get("gate_mode", "rrf"),
-            validation_fraction=float(params.get("validation_fraction", 0.3)),
+            gate_mode=params.get("gate_mode", "hybrid"),
             train=FineTuneConfig.from_dict(train),
             dataset=DatasetConfig(**params.get("dataset", {})),
         )
         if settings.correction not in ("ips", "none") or settings.gate_mode not in MODES:
-            raise ValueError("correction must be ips or none, gate_mode dense or rrf")
+            raise ValueError("correction must be ips or none, gate_mode dense, rrf or hybrid")
         return settings
 
 
@@ -108,37 +105,31 @@ class Hooks:
     recall: Callable[[str], object]
 
 
-def split_labels(fraction: float) -> dict[str, LabelSet] | None:
-    """Validation (a seeded slice of the train half) and test labels, or None without ESCI judgments."""
-    path = current_app.config["RANKER_QRELS"]
-    if not path or not Path(path).is_file() or not is_esci_json(path):
+def split_labels() -> dict[str, LabelSet] | None:
+    """The build's validation slice (judges the gate) and the texts fine-tuning must never train on."""
+    labels = build_labels()
+    if labels is None or not labels.validation.queries:
         return None
-    judgments, split = read_esci_judgments(path), load_split()
-    train = [q for q in read_esci_queries(path) if q.text in split.texts("train")]
-    test = [q for q in read_esci_queries(path) if q.text in split.texts("test")]
-    key = lambda q: hashlib.sha256(f"{VALIDATION_SEED}\n{q.text}".encode()).hexdigest()  # noqa: E731
-    validation = sorted(train, key=key)[: max(1, round(len(train) * fraction))] if train else []
-    if not validation:
-        return None
-    return {"validation": LabelSet(validation, judgments), "test": LabelSet(test, judgments)}
+    held_out = LabelSet(labels.validation.queries + labels.test.queries, labels.validation.judgments)
+    return {"validation": labels.validation, "held_out": held_out}
 
 
-def scores(searcher: Searcher, labels: dict[str, LabelSet]) -> dict[str, float]:
-    """NDCG@10 per label set and retrieval mode."""
-    return {
-        f"{name}_ndcg10_{mode}": round(ndcg(searcher, label_set, mode), 5)
-        for name, label_set in labels.items()
-        if label_set.queries
-        for mode in MODES
-    }
+def validation_scores(searcher: Searcher, validation: LabelSet) -> dict[str, dict[str, float]]:
+    """Per-query validation NDCG@10 per retrieval mode."""
+    return {mode: per_query_ndcg(searcher, validation, mode) for mode in MODES}
 
 
-def _parent_scores(parent: ModelVersion, labels: dict[str, LabelSet]) -> dict[str, float]:
+def means(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
+    """validation_ndcg10_<mode>: the mean of each mode's per-query scores, for logs and metrics."""
+    return {f"validation_ndcg10_{mode}": round(sum(s.values()) / max(len(s), 1), 5) for mode, s in per_query.items()}
+
+
+def _parent_scores(parent: ModelVersion, validation: LabelSet) -> dict[str, dict[str, float]]:
     searcher = Searcher(candidates=current_app.config["SEARCH_CANDIDATES"])
     products = db.session.scalars(select(Product).where(Product.is_active)).all()
     searcher.apply_changes([product_card(p) for p in products], [])
     searcher.attach(load_bundle(parent.artifact_path, parent.id, retrieval_mode=parent.retrieval_mode))
-    return scores(searcher, labels)
+    return validation_scores(searcher, validation)
 
 
 def learned_heads(losses: list[dict], weights: LossWeights, inherited: Iterable[str]) -> tuple[str, ...]:
@@ -148,19 +139,22 @@ def learned_heads(losses: list[dict], weights: LossWeights, inherited: Iterable[
     return trained_names(learned | set(inherited))
 
 
-def checkpoint_dir(job_id: int) -> Path:
-    """Where a job's training checkpoints live (kept across worker restarts, removed when it ends)."""
+def checkpoint_dir(job_id: int, run_key: str = "") -> Path:
+    """Where a run's training checkpoints live (kept across worker restarts, removed when it ends).
+
+    run_key tells apart the runs of one job (a tuning study's trials, keyed by their settings).
+    """
     root = current_app.config["FINE_TUNE_CHECKPOINT_DIR"] or Path(current_app.config["INSTANCE_DIR"]) / "checkpoints"
-    return Path(root) / f"fine_tune-job{job_id}"
+    return Path(root) / (f"fine_tune-job{job_id}-{run_key}" if run_key else f"fine_tune-job{job_id}")
 
 
-def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hooks) -> dict:
+def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hooks, run_key: str = "") -> dict:
     """The whole run for one job; raises FineTuneRefused with a clear reason when nothing is published."""
     settings = RunSettings.from_config(current_app.config, params)
     parent = db.session.get(ModelVersion, params.get("parent_version_id"))
     if parent is None or parent.status not in ("ready", "active", "retired"):
         raise FineTuneRefused(f"parent version {params.get('parent_version_id')} is missing or not built")
-    labels = split_labels(settings.validation_fraction)
+    labels = split_labels()
     if labels is None:
         raise FineTuneRefused("no labelled validation queries (RANKER_QRELS): the gate could not judge a new model")
     loaded = load_model_version(parent.artifact_path)  # 1
@@ -173,9 +167,14 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
     )
     click_model = uniform_model(settings.dataset.max_position)
     if settings.correction == "ips":
-        click_model = fit_pbm(*click_rows(log, settings.dataset.max_position), settings.dataset.max_position)
-    hooks.log(f"click model ({settings.correction}): propensities {click_model.as_dict()['propensities'][:10]}")
-    held_out = [q.text for label_set in labels.values() for q in label_set.queries]
+        fitted = fit_pbm(*click_rows(log, settings.dataset.max_position), settings.dataset.max_position)
+        click_model = identified_or_curve(fitted, current_app.config["PROPENSITY_FALLBACK_POWER"])
+    summary = click_model.as_dict()
+    hooks.log(
+        f"click model ({settings.correction}, {summary['source']}): propensities {summary['propensities'][:10]}"
+        + (f"; identification {summary['identification']}" if "identification" in summary else "")
+    )
+    held_out = [q.text for q in labels["held_out"].queries]
     data = build_dataset(log, click_model.propensity, created_at, settings.dataset, exclude_queries=held_out)  # 3
     hooks.log(f"dataset: {dict(sorted(data.counts.items()))}")
     if data.positives < settings.min_positive_pairs:
@@ -185,7 +184,8 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
             hint=feedback_hint(settings.min_positive_pairs, settings.window_days),
         )
     hooks.progress(50, 1000)
-    before = _parent_scores(parent, labels)  # 4
+    parent_scores = _parent_scores(parent, labels["validation"])  # 4
+    before = means(parent_scores)
     hooks.log(f"before (v{parent.id}): {before}")
     hooks.progress(100, 1000)
     categories = data.categories if settings.train.loss.category > 0 else ()
@@ -196,7 +196,7 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
         loaded.tokenizer,
         data,
         settings.train,
-        checkpoint_dir=checkpoint_dir(job_id),
+        checkpoint_dir=checkpoint_dir(job_id, run_key),
         should_stop=hooks.should_stop,
         log=hooks.log,
         progress=lambda done, total: hooks.progress(100 + int(600 * done / max(total, 1)), 1000),
@@ -215,30 +215,44 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
         "data": dict(data.counts),
     }
     if result.stopped == "cancelled":
-        shutil.rmtree(checkpoint_dir(job_id), ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(job_id, run_key), ignore_errors=True)
         return {"cancelled": True, "training": training, "before": before}
     version_id = hooks.recall("version_id")  # 6: a restarted run rebuilds the version it created
     version = db.session.get(ModelVersion, version_id) if version_id else None
     if version is None or version.status != "building":
-        version = create_version(f"fine-tune of v{parent.id} (job {job_id})", parent.retrieval_mode, parent.id)
+        name = f"fine-tune of v{parent.id} (job {job_id}{', ' + run_key if run_key else ''})"
+        version = create_version(name, parent.retrieval_mode, parent.id)
         hooks.remember("version_id", version.id)
     hooks.log(f"building v{version.id}: re-embedding the catalog, ONNX export, publishing")
     after: dict[str, float] = {}
+    verdict: dict = {}
 
     def gate(searcher: Searcher, metrics: dict) -> None:
         if hooks.should_stop():
             raise FineTuneRefused(f"cancelled by an admin before v{version.id} was published")
-        after.update(scores(searcher, labels))
-        key = f"validation_ndcg10_{settings.gate_mode}"
+        child_scores = validation_scores(searcher, labels["validation"])
+        after.update(means(child_scores))
         hooks.log(f"after (v{version.id}): {after}")
-        if after[key] < before[key] - settings.gate_margin:
+        mode = settings.gate_mode
+        test = paired_bootstrap(child_scores[mode], parent_scores[mode], settings.gate_margin)
+        verdict.update(mode=mode, parent_version_id=parent.id, **test.as_dict())
+        metrics["gate"] = dict(verdict)
+        hooks.log(f"gate ({mode}, child vs v{parent.id}): {test.describe()}: {'passed' if test.passed else 'refused'}")
+        if not test.passed:
             raise FineTuneRefused(
-                f"gate: validation NDCG@10 ({settings.gate_mode}) fell from {before[key]:.4f} to {after[key]:.4f}, "
-                f"more than the margin {settings.gate_margin}; v{version.id} not published"
+                f"gate: validation NDCG@10 ({mode}) of v{version.id} may be worse than v{parent.id} by more than "
+                f"the margin: {test.describe()}; v{version.id} not published"
             )
 
     heads = learned_heads(result.losses, config.loss, heads_in(Path(parent.artifact_path) / HEADS_FILE))
-    summary = {"training": training, "before": before, "after": after, "parent_version_id": parent.id, "heads": heads}
+    summary = {
+        "training": training,
+        "before": before,
+        "after": after,
+        "gate": verdict,
+        "parent_version_id": parent.id,
+        "heads": heads,
+    }
     try:
         built = build_version(
             version.id,
@@ -253,10 +267,10 @@ def run_fine_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hoo
         version = db.session.get(ModelVersion, version.id)
         version.status, version.metrics = "failed", {**summary, "error": str(exc)}
         db.session.commit()
-        shutil.rmtree(checkpoint_dir(job_id), ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(job_id, run_key), ignore_errors=True)
         raise
     version = db.session.get(ModelVersion, version.id)  # 7
     version.metrics = {**version.metrics, "fine_tune": summary}
     db.session.commit()
-    shutil.rmtree(checkpoint_dir(job_id), ignore_errors=True)
+    shutil.rmtree(checkpoint_dir(job_id, run_key), ignore_errors=True)
     return {"version_id": version.id, "status": built["status"], **summary}

@@ -4,7 +4,7 @@
 3. export the query tower to ONNX (fp32 + int8, verified against torch) and the trained
 click/purchase heads to numpy (heads.npz, for the ranker's columns); 4. embed every
 product in length-sorted batches (GPU when present); 5. on the train half of the labelled
-queries, choose int8 or fp32 and fit the ranker; 6. write the manifest last and rename the
+queries, choose int8 or fp32, fit the ranker, and choose on validation what serves; 6. write the manifest last and rename the
 directory into place; only then does the row say ready.
 """
 
@@ -19,9 +19,8 @@ from flask import current_app
 from sqlalchemy import select
 from transformers import PreTrainedTokenizerBase
 
-from engine.evaluation.judgments import is_esci_json, read_esci_judgments, read_esci_queries
+from engine.evaluation.label_sets import Halves, halves
 from engine.evaluation.probe import PROBE_METRIC, load_probe, probe_ndcg
-from engine.evaluation.split import load_split
 from engine.modeling.config import ModelConfig
 from engine.modeling.encoder import load_pretrained
 from engine.modeling.export import export_query_encoder
@@ -46,7 +45,7 @@ from webapp.models import ModelVersion, Product, utcnow
 from webapp.services.model_versions import active_version
 from webapp.services.search_index import product_card
 from worker.building.partials import remove_stale_partials, stale_after_seconds
-from worker.building.selection import LabelSet, choose_variant, fit_ranker, ndcg
+from worker.building.selection import SINGLE, choose_pipeline, choose_variant, fit_ranker, per_query_ndcg
 
 Progress = Callable[[int, int], None]
 
@@ -58,30 +57,28 @@ class BuildSettings:
     product_max_length: int = PRODUCT_MAX_LENGTH
 
 
-def _labels(path: str | None, split: str) -> LabelSet | None:
-    """Labelled queries of one split half, or None when no usable judgments are configured."""
-    if not path or not Path(path).is_file() or not is_esci_json(path):
-        return None
-    judgments = read_esci_judgments(path)
-    keep = load_split().texts(split)
-    return LabelSet([q for q in read_esci_queries(path) if q.text in keep], judgments)
-
-
 def progress_phase(progress: Progress, start: float, end: float) -> Progress:
     """Map a step's own (done, total) onto its share of the whole job."""
     return lambda done, total: progress(int(1000 * (start + (end - start) * done / max(total, 1))), 1000)
 
 
+def build_labels() -> Halves | None:
+    """The configured judgments by role (fit, validation, test), or None without usable ones."""
+    config = current_app.config
+    return halves(config["RANKER_QRELS"], config.get("RANKER_QUERIES") or None, config["INSTANCE_DIR"])
+
+
 def _select(
     tmp: Path, version_id: int, searcher: Searcher, vectors: VectorIndex, heads: PairHeads | None
 ) -> tuple[dict, str, bool]:
-    """Step 5: int8-or-fp32 and the ranker, chosen on the train half; the test half only reported.
+    """Step 5: int8-or-fp32 on the train half; the ranker fitted on its fit part; what serves chosen on
+    validation by paired tests (worker.building.selection). The test half is never read here.
 
     The ranker is fitted with the heads' predictions in its click and purchase columns, exactly
-    as serving will fill them.
+    as serving will fill them. The searcher is left serving the chosen pipeline.
     """
-    train = _labels(current_app.config["RANKER_QRELS"], "train")
-    if train is None or not train.queries:
+    labels = build_labels()
+    if labels is None or not labels.validation.queries:
         return {"note": "no labelled queries: fp32 encoder, RRF fusion"}, "fp32", False
 
     def attach(variant: str, ranker=None) -> None:
@@ -89,23 +86,30 @@ def _select(
             version_id, "hybrid", tmp, OnnxQueryEncoder(tmp, variant=variant), vectors, ranker, heads
         )
 
-    variant, metrics = choose_variant(searcher, train, attach)
+    variant, metrics = choose_variant(searcher, labels.train, attach)
     attach(variant)
-    ranker = fit_ranker(searcher, train)
-    rrf_train = ndcg(searcher, train, "rrf")
-    use_ranker = False
+    scores = {mode: per_query_ndcg(searcher, labels.validation, mode) for mode in ("lexical", "dense", "rrf")}
+    ranker = fit_ranker(searcher, labels.fit) if labels.fit.queries else None
     if ranker is not None:
         attach(variant, ranker)
-        ranker_train = ndcg(searcher, train, "hybrid")
-        use_ranker = ranker_train > rrf_train  # the learned ranker must earn its place on validation
-        metrics.update(train_ndcg10_rrf=rrf_train, train_ndcg10_ranker=ranker_train)
-        if use_ranker:
-            ranker.save(tmp / RANKER)
-    test = _labels(current_app.config["RANKER_QRELS"], "test")
-    if test is not None:
-        for mode in ("lexical", "dense", "rrf") + (("hybrid",) if use_ranker else ()):
-            metrics[f"test_ndcg10_{mode}"] = ndcg(searcher, test, mode)
-    return metrics, variant, use_ranker
+        scores["ranker"] = per_query_ndcg(searcher, labels.validation, "hybrid")
+    choice, tests = choose_pipeline(scores, current_app.config["SELECTION_MARGIN"])
+    served = ranker if choice == "ranker" else SINGLE.get(choice)
+    attach(variant, served)
+    if served is not None:
+        served.save(tmp / RANKER)
+    means = {mode: round(sum(s.values()) / len(s), 5) for mode, s in scores.items()}
+    metrics.update({f"validation_ndcg10_{mode}": means[mode] for mode in ("lexical", "dense", "rrf")})
+    metrics.update(
+        validation_ndcg10_hybrid=means[choice],  # what the hybrid mode serves
+        validation_queries=len(labels.validation.queries),
+        fit_queries=len(labels.fit.queries),
+        served_pipeline=choice,
+        selection={rival: test.as_dict() for rival, test in tests.items()},
+    )
+    if "ranker" in means:
+        metrics["validation_ndcg10_ranker"] = means["ranker"]
+    return metrics, variant, served is not None
 
 
 # A model already in memory (a fine-tune's result): the module, its tokenizer and its config.
@@ -179,7 +183,11 @@ def build_version(
         searcher.apply_changes(cards, [])
         chosen, variant, _ = _select(tmp, version_id, searcher, vectors, load_heads(tmp))
         metrics.update(chosen, products=len(cards))
-        probe = load_probe(current_app.config["RANKER_QRELS"])
+        probe = load_probe(
+            current_app.config["RANKER_QRELS"],
+            current_app.config.get("RANKER_QUERIES") or None,
+            current_app.config["INSTANCE_DIR"],
+        )
         if probe is not None and searcher.bundle is not None:  # activation measures it again (model_versions)
             metrics[PROBE_METRIC] = probe_ndcg(searcher, probe)
         if gate is not None:

@@ -1,3 +1,3 @@
 """Task modules; importing this package registers every task."""
 
-from worker.tasks import catalog, experiments, inference, jobs, ranking, training  # noqa: F401
+from worker.tasks import catalog, experiments, inference, jobs, ranking, training, tuning  # noqa: F401
