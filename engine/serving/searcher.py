@@ -6,6 +6,7 @@ ProductCard, passes, embed_cards and card_text live in engine.serving.cards (re-
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -66,6 +67,10 @@ class SearchResponse:
     brand_counts: dict[str, int]
     model_version_id: int | None = None  # the version whose encoder ranked these results, if any
     context: ContextResult | None = None  # stage 2's features (to log) and whether it re-ordered
+    # What the shop's query rules did (webapp.services.merchandising sets them after the search).
+    imposed: dict[int, str] = field(default_factory=dict)  # product id -> "pin" or "boost"
+    redirect: str | None = None
+    rule_ids: tuple[int, ...] = ()
 
 
 class Searcher:
@@ -252,11 +257,13 @@ class Searcher:
         bundle: ServingBundle | None = None,
         mode: str | None = None,
         context: SearchContext | None = None,
+        arrange: Callable[[list[tuple[int, float]]], list[tuple[int, float]]] | None = None,
     ) -> SearchResponse:
         """Retrieve, sort and cut one page of results (bundle and mode: as retrieve's overrides).
 
         With a context, stage 2 computes the head's context features (returned for logging)
-        and, once a context ranker is fitted, re-orders the head by them.
+        and, once a context ranker is fitted, re-orders the head by them. `arrange` re-orders
+        the whole ranked list before it is cut (the shop's query rules, engine.merchandising).
         """
         bundle = bundle or self.bundle  # read once: the version named in the response is the one used
         first = self._stage_one(request.text, request.filters, mode, bundle)
@@ -266,6 +273,8 @@ class Searcher:
             staged = self.contextualize(hits, context, bundle, first.stage_two(self.cards))
             hits = staged.hits
         ordered = self._sorted(hits, request.sort, ranker)
+        if arrange is not None:
+            ordered = arrange(ordered)
         start = (request.page - 1) * request.page_size
         page = [
             Hit(card=self.cards[pid], position=start + offset + 1, score=score)

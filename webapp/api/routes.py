@@ -33,6 +33,7 @@ def search():
             "total": response.total,
             "fuzzy": response.fuzzy,
             "ranker": response.ranker,
+            "redirect": response.redirect,  # a query rule's URL to send the shopper to instead; null: none
             "facets": {"brand": response.brand_counts},
             "results": [
                 {
@@ -45,6 +46,7 @@ def search():
                     "rating_count": hit.card.rating_count,
                     "image_url": hit.card.image_url,
                     "score": round(hit.score, 4),
+                    "imposed": response.imposed.get(hit.card.id),  # "pin" / "boost": placed by a query rule
                 }
                 for hit in response.hits
             ],

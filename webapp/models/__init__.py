@@ -22,6 +22,7 @@ from webapp.models.experiments import (
     ExperimentSnapshot,
     ExperimentVariant,
 )
+from webapp.models.merchandising import QueryRule, Synonym
 from webapp.models.ml import JOB_STATUSES, MODEL_STATUSES, Job, ModelVersion
 from webapp.models.schedule import ScheduleRun
 from webapp.models.signals import CONTEXT_RANKER_STATUSES, ContextRankerFit, ProductSignal, QuerySignal
@@ -50,9 +51,11 @@ __all__ = [
     "ModelVersion",
     "Order",
     "Product",
+    "QueryRule",
     "ScheduleRun",
     "SearchQuery",
     "SuggestionBlock",
+    "Synonym",
     "SuggestionReview",
     "Visitor",
     "epoch",

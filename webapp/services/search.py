@@ -25,6 +25,7 @@ from webapp.services.client_hash import request_client_hash
 from webapp.services.context_ranking import search_context
 from webapp.services.impression_flush import count_impressions
 from webapp.services.logged_features import logged_features
+from webapp.services.merchandising import arranger_for, record_outcome
 from webapp.services.search_ids import reserve
 from webapp.services.search_index import get_searcher
 from webapp.services.search_log import search_log_for
@@ -159,7 +160,9 @@ def search_and_log(
         if current_app.config["CONTEXT_RANKING"]
         else None
     )
-    response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context)
+    arranger = arranger_for(request.text, searcher)
+    response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context, arrange=arranger)
+    record_outcome(response, arranger)
     latency_ms = (time.perf_counter() - started) * 1000
     # Built before the first write: on SQLite the writer lock is held from it to the commit.
     shown_ids = [h.card.id for h in response.hits]
@@ -170,6 +173,7 @@ def search_and_log(
             "ranker": response.ranker,
             "model_version_id": response.model_version_id,
             "features": features,
+            "imposed": response.imposed.get(h.card.id),  # a rule's position is not relevance evidence
         }
         for h, features in zip(response.hits, logged_features(response.context, shown_ids), strict=True)
     ]
