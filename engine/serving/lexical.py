@@ -57,6 +57,10 @@ class LexicalResult:
     total: int
     fuzzy: bool = False
     brand_counts: dict[str, int] = field(default_factory=dict)
+    # The hits that match the query (all words, most words of a long query, or every word within
+    # one edit), and how many products do: the widened "any word" steps find related products only.
+    matching: frozenset[int] = frozenset()
+    matching_total: int = 0
 
 
 def _schema() -> tantivy.Schema:
@@ -220,7 +224,7 @@ class LexicalIndex:
         clauses = self._filter_clauses(filters)
         exact_query = self._text_query(words, False, True, synonyms) if words else None
         text_query, fuzzy = exact_query, False
-        result = exact = searcher.search(self._combine(exact_query, clauses), limit=limit, count=True)
+        result = exact = matched = searcher.search(self._combine(exact_query, clauses), limit=limit, count=True)
         # Widen step by step only while too little is found: near spellings of every word,
         # then any of the words, then near spellings of any word.
         steps = ((True, True), (False, False), (True, False))
@@ -229,9 +233,15 @@ class LexicalIndex:
             wider = searcher.search(self._combine(wider_query, clauses), limit=limit, count=True)
             if wider.count > result.count:  # keep a wider step only when it found more
                 text_query, result, fuzzy = wider_query, wider, near
+                if strict:
+                    matched = wider
             if wider.count >= self.fuzzy_min_hits:
                 break
         hits = [(searcher.doc(addr)["id"][0], float(score)) for score, addr in result.hits]
+        if matched is result:
+            matching = frozenset(pid for pid, _ in hits)
+        else:
+            matching = frozenset(searcher.doc(addr)["id"][0] for _, addr in matched.hits)
         # Brand counts ignore the brand filter itself so shoppers can see and switch brands.
         facet_query = self._combine(text_query, self._filter_clauses(filters, with_brand=False))
         return LexicalResult(
@@ -239,4 +249,6 @@ class LexicalIndex:
             total=result.count,
             fuzzy=fuzzy,
             brand_counts=self._brand_counts(searcher, facet_query, facet_size),
+            matching=matching if words else frozenset(pid for pid, _ in hits),
+            matching_total=matched.count,
         )

@@ -78,7 +78,7 @@ def search():
     suggestions = popular_queries() if not response.hits else []
     if not response.hits and not suggestions:
         suggestions = list(get_searcher().search(SearchRequest(page_size=1)).brand_counts)[:8]
-    pages = max(1, -(-min(response.candidates, response.total) // search_request.page_size))
+    pages = max(1, -(-response.candidates // search_request.page_size))  # matching, then related results
     return render_template(
         "storefront/search.html",
         search_request=search_request,
