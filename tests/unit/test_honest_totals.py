@@ -58,6 +58,7 @@ def test_the_api_and_the_page_say_what_matches(app, client, make_product):
     assert (body["total"], body["related"]) == (2, 3)
     assert [r["matches"] for r in body["results"]] == [True, True, False, False, False]
     page = client.get("/search", query_string={"q": "wireless mouse"}).get_data(as_text=True)
-    assert "2 results for “wireless mouse”, then 3 related products" in page and "Related products" in page
+    assert "2 results for “wireless mouse”</p>" in page and "Then 3 related products." in page
+    assert "Related products</h2>" in page
     none = client.get("/search", query_string={"q": "wireless keyboard", "spell": "0"}).get_data(as_text=True)
     assert "No exact matches for “wireless keyboard”, showing related products" in none
