@@ -184,3 +184,17 @@ def test_imposed_impressions_are_not_relevance_evidence():
     assert {e.product_id for e in data.examples} == {1, 2}
     assert data.counts["skipped_impressions_imposed"] == 1
     assert click_rows(log, 24)[1] == [1, 2]
+
+
+def test_preview_shows_a_query_with_and_without_its_rules_and_logs_nothing(app, client, login, make_product):
+    from webapp.models import SearchQuery
+
+    catalog(make_product)
+    login("analyst")
+    db.session.add(QueryRule(query="tv stand", pins=[[3, 1]], hides=[], boosts=[], note=""))
+    db.session.commit()
+    page = client.get("/admin/rules/preview", query_string={"q": "tv stand"}).get_data(as_text=True)
+    without, with_rules = page.split("Without rules")[1].split("With rules")
+    assert without.index("TV1") < without.index("TV3")
+    assert with_rules.index("TV3") < with_rules.index("TV1") and ">pin<" in with_rules
+    assert db.session.scalar(select(SearchQuery.id)) is None

@@ -11,6 +11,7 @@ from webapp.auth import admin_only
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import QueryRule
+from webapp.services.merchandising import preview
 from webapp.services.merchandising_admin import (
     delete_rule,
     export_synonyms,
@@ -42,6 +43,14 @@ def rules_synonyms():
         return page, 400
     flash(f"Saved {count} synonym rules; every worker applies them within a second.", "info")
     return redirect(url_for("admin.rules"))
+
+
+@bp.get("/rules/preview")
+def rules_preview():
+    """A query's first results without and with the rules active now, side by side (nothing logged)."""
+    query = request.args.get("q", "").strip()[:200]
+    results = preview(query) if query else None
+    return render_template("admin/rules_preview.html", q=query, results=results)
 
 
 @bp.get("/rules/synonyms.txt")

@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from engine.merchandising.rules import Arranger, Boost, Rule, RuleSet
-from engine.serving.searcher import Searcher, SearchResponse
+from engine.serving.searcher import Searcher, SearchRequest, SearchResponse
 from engine.serving.synonyms import SynonymRule, SynonymTable
 from webapp.extensions import db
 from webapp.models import QueryRule, Synonym, epoch
@@ -121,3 +121,14 @@ def record_outcome(response: SearchResponse, arranger: Arranger | None) -> Searc
         outcome = arranger.outcome
         response.imposed, response.redirect, response.rule_ids = outcome.imposed, outcome.redirect, outcome.rule_ids
     return response
+
+
+def preview(text: str, page_size: int = 10) -> tuple[SearchResponse, SearchResponse]:
+    """A query's first results without and with the rules active now (nothing logged)."""
+    from webapp.services.search_index import get_searcher
+
+    searcher = get_searcher()
+    request = SearchRequest(text=text, page_size=page_size)
+    arranger = arranger_for(text, searcher)
+    plain = searcher.search(request)
+    return plain, record_outcome(searcher.search(request, arrange=arranger), arranger)
