@@ -10,6 +10,7 @@ from engine.catalog.readers import CatalogFileError
 from webapp.cli_admin import admin_cli
 from webapp.cli_eval import eval_command
 from webapp.cli_jobs import jobs_cli
+from webapp.cli_merchandising import rules_cli, synonyms_cli
 from webapp.cli_model import model_cli
 from webapp.cli_ranker import ranker_cli
 from webapp.cli_search_log import search_log_cli
@@ -67,3 +68,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(ranker_cli)
     app.cli.add_command(signals_cli)
     app.cli.add_command(search_log_cli)
+    app.cli.add_command(synonyms_cli)
+    app.cli.add_command(rules_cli)

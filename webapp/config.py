@@ -51,6 +51,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "SEARCH_LOG_FLUSH_SECONDS": float(env.get("KAIROS_SEARCH_LOG_FLUSH_SECONDS", "0.1")),
         "SEARCH_LOG_WAIT_SECONDS": float(env.get("KAIROS_SEARCH_LOG_WAIT_SECONDS", "2")),
         "SEARCH_LOG_DIR": env.get("KAIROS_SEARCH_LOG_DIR", ""),  # default: <instance>/searchlog
+        # The cosine from which a product found only by meaning counts in a search's total
+        # (engine.evaluation.match_floor fits it on the train half); empty: only words match.
+        "SEARCH_MATCH_FLOOR": float(env["KAIROS_SEARCH_MATCH_FLOOR"]) if env.get("KAIROS_SEARCH_MATCH_FLOOR") else None,
         # How often a web worker reads the catalog change feed (one indexed query, off the request
         # path in a gunicorn worker); keeps a saved product searchable everywhere within a second.
         "INDEX_SYNC_SECONDS": float(env.get("KAIROS_INDEX_SYNC_SECONDS", "0.25")),

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import tantivy
 
+from engine.serving.synonyms import SYNONYM_BOOST, Expansion, SynonymTable
+
 TEXT_FIELDS = ("title", "brand", "bullet_points", "description", "category")
 # Title and brand say what a product is; long descriptions mention many things in passing.
 FIELD_BOOSTS = {"title": 3.0, "brand": 2.0, "category": 1.5, "bullet_points": 1.0, "description": 0.5}
@@ -55,6 +57,10 @@ class LexicalResult:
     total: int
     fuzzy: bool = False
     brand_counts: dict[str, int] = field(default_factory=dict)
+    # The hits that match the query (all words, most words of a long query, or every word within
+    # one edit), and how many products do: the widened "any word" steps find related products only.
+    matching: frozenset[int] = frozenset()
+    matching_total: int = 0
 
 
 def _schema() -> tantivy.Schema:
@@ -84,6 +90,8 @@ class LexicalIndex:
         self._write_lock = threading.Lock()
         self.fuzzy_min_hits = fuzzy_min_hits
         self.fuzzy_distance = fuzzy_distance
+        # Swapped whole by the serving follower (webapp.services.merchandising); a search reads it once.
+        self.synonyms = SynonymTable()
 
     def _document(self, doc: LexicalDoc) -> tantivy.Document:
         values: dict = {"id": doc.id, "brand_exact": doc.brand or ""}
@@ -155,15 +163,36 @@ class LexicalIndex:
             ]
         )
 
-    def _text_query(self, words: str, fuzzy: bool, strict: bool) -> tantivy.Query:
-        """Content words must mostly match (like minimum_should_match); stopwords only add score."""
+    def _term_query(self, words: tuple[str, ...], fuzzy: bool) -> tantivy.Query:
+        if len(words) == 1:
+            return self._word_query(words[0], fuzzy)
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, self._word_query(w, fuzzy)) for w in words])
+
+    def _expanded(self, expansion: Expansion, fuzzy: bool) -> tantivy.Query:
+        """The typed term, or it or one of its synonyms at SYNONYM_BOOST (typed words outrank synonyms)."""
+        typed = self._term_query(expansion.words, fuzzy)
+        if not expansion.alternatives:
+            return typed
+        alternatives = [
+            (tantivy.Occur.Should, tantivy.Query.boost_query(self._term_query(tuple(a.split()), False), SYNONYM_BOOST))
+            for a in expansion.alternatives
+        ]
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, typed), *alternatives])
+
+    def _text_query(self, words: str, fuzzy: bool, strict: bool, synonyms: SynonymTable | None = None) -> tantivy.Query:
+        """Content words must mostly match (like minimum_should_match); stopwords only add score.
+
+        With synonyms, a term of the table (one or more typed words) counts as one word that
+        its synonyms also satisfy.
+        """
         tokens = words.lower().split()
         content = [t for t in tokens if t not in STOPWORDS] or tokens
         extra = [t for t in tokens if t in STOPWORDS and t not in content]
+        groups = synonyms.group(content) if synonyms else [Expansion((t,)) for t in content]
         # Short queries need every word; longer ones tolerate a missing word or two.
-        needed = (len(content) if len(content) <= 2 else math.ceil(0.6 * len(content))) if strict else 1
+        needed = (len(groups) if len(groups) <= 2 else math.ceil(0.6 * len(groups))) if strict else 1
         core = tantivy.Query.boolean_query(
-            [(tantivy.Occur.Should, self._word_query(t, fuzzy)) for t in content], minimum_number_should_match=needed
+            [(tantivy.Occur.Should, self._expanded(g, fuzzy)) for g in groups], minimum_number_should_match=needed
         )
         if not extra:
             return core
@@ -190,22 +219,29 @@ class LexicalIndex:
         """Top `limit` products for the words, with filters applied and brand facet counts."""
         filters = filters or Filters()
         words = clean_query(text)
+        synonyms = self.synonyms  # read once: a swap mid-search must not mix two tables
         searcher = self._index.searcher()
         clauses = self._filter_clauses(filters)
-        exact_query = self._text_query(words, False, True) if words else None
+        exact_query = self._text_query(words, False, True, synonyms) if words else None
         text_query, fuzzy = exact_query, False
-        result = exact = searcher.search(self._combine(exact_query, clauses), limit=limit, count=True)
+        result = exact = matched = searcher.search(self._combine(exact_query, clauses), limit=limit, count=True)
         # Widen step by step only while too little is found: near spellings of every word,
         # then any of the words, then near spellings of any word.
         steps = ((True, True), (False, False), (True, False))
         for near, strict in steps if words and exact.count < self.fuzzy_min_hits else ():
-            wider_query = self._text_query(words, near, strict)
+            wider_query = self._text_query(words, near, strict, synonyms)
             wider = searcher.search(self._combine(wider_query, clauses), limit=limit, count=True)
             if wider.count > result.count:  # keep a wider step only when it found more
                 text_query, result, fuzzy = wider_query, wider, near
+                if strict:
+                    matched = wider
             if wider.count >= self.fuzzy_min_hits:
                 break
         hits = [(searcher.doc(addr)["id"][0], float(score)) for score, addr in result.hits]
+        if matched is result:
+            matching = frozenset(pid for pid, _ in hits)
+        else:
+            matching = frozenset(searcher.doc(addr)["id"][0] for _, addr in matched.hits)
         # Brand counts ignore the brand filter itself so shoppers can see and switch brands.
         facet_query = self._combine(text_query, self._filter_clauses(filters, with_brand=False))
         return LexicalResult(
@@ -213,4 +249,6 @@ class LexicalIndex:
             total=result.count,
             fuzzy=fuzzy,
             brand_counts=self._brand_counts(searcher, facet_query, facet_size),
+            matching=matching if words else frozenset(pid for pid, _ in hits),
+            matching_total=matched.count,
         )

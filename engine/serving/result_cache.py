@@ -38,6 +38,10 @@ class StageOne:
     # whether its filters read price or rating: what a change of numbers can reach.
     considered: frozenset[int] = frozenset()
     reads_numbers: bool = True
+    # The hits that match the query (engine.serving.lexical's matching, and dense hits above the
+    # Searcher's match_floor), and how many products match by their words.
+    matching: frozenset[int] = frozenset()
+    matching_total: int = 0
     # Stage 2's candidates and their catalog facts per pool size, made by the first search that
     # needs them: they change only with the catalog, and a catalog change empties the cache.
     _stage_two: dict[int, Candidates] = field(default_factory=dict, compare=False, repr=False)

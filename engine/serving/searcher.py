@@ -6,6 +6,7 @@ ProductCard, passes, embed_cards and card_text live in engine.serving.cards (re-
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -54,18 +55,24 @@ class Hit:
     card: ProductCard
     position: int  # 1-based over the whole result list, not the page
     score: float
+    matches: bool = True  # it matches the query; False: a related product shown after the matches
 
 
 @dataclass
 class SearchResponse:
     hits: list[Hit]
-    total: int
+    total: int  # how many products match the query (see Searcher.search)
     candidates: int
     fuzzy: bool
     ranker: str
     brand_counts: dict[str, int]
     model_version_id: int | None = None  # the version whose encoder ranked these results, if any
     context: ContextResult | None = None  # stage 2's features (to log) and whether it re-ordered
+    related: int = 0  # results that do not match the query, listed after the matching ones
+    # What the shop's query rules did (webapp.services.merchandising sets them after the search).
+    imposed: dict[int, str] = field(default_factory=dict)  # product id -> "pin" or "boost"
+    redirect: str | None = None
+    rule_ids: tuple[int, ...] = ()
 
 
 class Searcher:
@@ -89,6 +96,9 @@ class Searcher:
         self.context_settings = ContextSettings()
         # Head queries repeat: their stage-1 results are kept until the catalog or a bundle changes.
         self.result_cache = StageOneCache(result_cache)
+        # The cosine from which a product found only by meaning counts as matching the query
+        # (fitted on the train half's judgments); None: only words make a match.
+        self.match_floor: float | None = None
         self._lock = threading.Lock()
 
     def attach(self, bundle: ServingBundle | None) -> None:
@@ -182,13 +192,13 @@ class Searcher:
         bundle overrides the attached one for this search (an A/B variant's version); mode
         overrides the bundle's retrieval mode.
         """
-        hits, result, ranker, _ = self._retrieve(text, filters or Filters(), limit, mode, bundle)
+        hits, result, ranker, _, _ = self._retrieve(text, filters or Filters(), limit, mode, bundle)
         return hits, result, ranker
 
     def _retrieve(
         self, text: str, filters: Filters, limit: int | None, mode: str | None, bundle: ServingBundle | None
-    ) -> tuple[list[tuple[int, float]], LexicalResult, str, frozenset[int]]:
-        """retrieve()'s answer and every product it considered (what a change of numbers can reach)."""
+    ) -> tuple[list[tuple[int, float]], LexicalResult, str, frozenset[int], frozenset[int]]:
+        """retrieve()'s answer, every product it considered (what a change of numbers can reach), and the matching ones."""
         limit = limit or self.candidates
         bundle = bundle or self.bundle
         mode = mode or (bundle.retrieval_mode if bundle is not None else "lexical")
@@ -198,17 +208,19 @@ class Searcher:
         if not text.strip():
             # Browsing without words: show what shoppers trust most first.
             ordered = sorted(lexical_hits, key=lambda h: -self.cards[h[0]].rating_count)
-            return ordered, result, "popularity", lexical_ids
+            return ordered, result, "popularity", lexical_ids, lexical_ids
         if mode == "lexical" or bundle is None:
-            return lexical_hits, result, "lexical", lexical_ids
+            return lexical_hits, result, "lexical", lexical_ids, result.matching
         dense_hits = self._dense(bundle, text, filters, limit)
         considered = lexical_ids | {pid for pid, _ in dense_hits}
+        floor = self.match_floor
+        matching = result.matching | {p for p, score in dense_hits if floor is not None and score >= floor}
         if mode == "dense":
-            return dense_hits, result, bundle.ranker_label(mode), considered
+            return dense_hits, result, bundle.ranker_label(mode), considered, matching
         ranker = bundle.ranker if mode == "hybrid" else None  # "rrf" forces the fusion baseline
         heads, exact = self._heads_and_exact(bundle, text, dense_hits, lexical_hits) if ranker else ({}, None)
         fused = fuse(text, dense_hits, lexical_hits, self.cards, ranker, exact, heads)
-        return fused[:limit], result, bundle.ranker_label(mode), considered
+        return fused[:limit], result, bundle.ranker_label(mode), considered, matching
 
     def _heads_and_exact(
         self, bundle: ServingBundle, text: str, dense_hits: list, lexical_hits: list
@@ -252,11 +264,13 @@ class Searcher:
         bundle: ServingBundle | None = None,
         mode: str | None = None,
         context: SearchContext | None = None,
+        arrange: Callable[[list[tuple[int, float]]], list[tuple[int, float]]] | None = None,
     ) -> SearchResponse:
         """Retrieve, sort and cut one page of results (bundle and mode: as retrieve's overrides).
 
         With a context, stage 2 computes the head's context features (returned for logging)
-        and, once a context ranker is fitted, re-orders the head by them.
+        and, once a context ranker is fitted, re-orders the head by them. `arrange` re-orders
+        the whole ranked list before it is cut (the shop's query rules, engine.merchandising).
         """
         bundle = bundle or self.bundle  # read once: the version named in the response is the one used
         first = self._stage_one(request.text, request.filters, mode, bundle)
@@ -266,12 +280,21 @@ class Searcher:
             staged = self.contextualize(hits, context, bundle, first.stage_two(self.cards))
             hits = staged.hits
         ordered = self._sorted(hits, request.sort, ranker)
+        # Matching products first, then the related ones (found by one word, or only by meaning).
+        matching = first.matching
+        matched = [h for h in ordered if h[0] in matching]
+        if len(matched) < len(ordered):
+            ordered = matched + [h for h in ordered if h[0] not in matching]
+        if arrange is not None:
+            ordered = arrange(ordered)
         start = (request.page - 1) * request.page_size
         page = [
-            Hit(card=self.cards[pid], position=start + offset + 1, score=score)
+            Hit(card=self.cards[pid], position=start + offset + 1, score=score, matches=pid in matching)
             for offset, (pid, score) in enumerate(ordered[start : start + request.page_size])
         ]
-        total = max(first.total, len(ordered)) if request.sort == "relevance" else len(ordered)
+        shown_matching = sum(1 for pid, _ in ordered if pid in matching)
+        # Stage 1's count reaches past the candidates cut; a sort keeps only the clearly relevant.
+        total = max(first.matching_total, shown_matching) if request.sort == "relevance" else shown_matching
 
         def unbranded() -> list[tuple[int, float]]:  # the brand facet's other brands (engine.serving.facets)
             other = self._stage_one(request.text, replace(request.filters, brands=()), mode, bundle)
@@ -286,6 +309,7 @@ class Searcher:
             brand_counts=ranked_brand_facets(ordered, request.filters.brands, self.cards, unbranded),
             model_version_id=bundle.version_id if bundle is not None and ranker.endswith(f":{bundle.name}") else None,
             context=staged,
+            related=len(ordered) - shown_matching,
         )
 
     def _stage_one(self, text: str, filters: Filters, mode: str | None, bundle: ServingBundle | None) -> StageOne:
@@ -296,9 +320,20 @@ class Searcher:
         if cached is not None:
             return cached
         generation = self.result_cache.generation  # read before: a change meanwhile keeps this result out
-        hits, result, ranker, considered = self._retrieve(text, filters, None, mode, bundle)
+        hits, result, ranker, considered, matching = self._retrieve(text, filters, None, mode, bundle)
         numbers = not text.strip() or filters.reads_numbers()  # browsing orders by rating counts
-        found = StageOne(tuple(hits), result.total, result.fuzzy, result.brand_counts, ranker, considered, numbers)
+        found = StageOne(
+            tuple(hits),
+            result.total,
+            result.fuzzy,
+            result.brand_counts,
+            ranker,
+            considered,
+            numbers,
+            matching=matching,
+            # Words' matches (counted past the cut) and those only meaning found above the floor.
+            matching_total=result.matching_total + len(matching - result.matching) if text.strip() else result.total,
+        )
         self.result_cache.put(key, found, generation)
         return found
 

@@ -39,6 +39,9 @@ class ImpressionRecord:
     search_id: int
     product_id: int
     position: int
+    # A query rule pinned or boosted it there (engine.merchandising.rules): the shopper's click
+    # answers the shop's choice, not the ranking's, so neither the labels nor the click model read it.
+    imposed: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,8 @@ def build_dataset(
             ] += 1
         elif imp.product_id not in products:
             counts["skipped_impressions_unknown_product"] += 1
+        elif imp.imposed:
+            counts["skipped_impressions_imposed"] += 1
         elif 1 <= imp.position <= config.max_position:
             shown[imp.search_id][imp.product_id] = imp.position
     clicked: dict[int, set[int]] = defaultdict(set)
@@ -268,7 +273,7 @@ def click_rows(log: FeedbackLog, max_position: int) -> tuple[list[str], list[int
     clicked = {(e.search_id, e.product_id) for e in log.events if e.search_id is not None}
     rows: tuple[list, list, list, list] = ([], [], [], [])
     for imp in log.impressions:
-        if imp.search_id in queries and 1 <= imp.position <= max_position:
+        if imp.search_id in queries and not imp.imposed and 1 <= imp.position <= max_position:
             rows[0].append(queries[imp.search_id])
             rows[1].append(imp.product_id)
             rows[2].append(imp.position)

@@ -25,7 +25,7 @@ def searcher(built):  # noqa: F811
 def every_hit(searcher, request: SearchRequest) -> list[int]:
     """The ids of every result across all pages, as a shopper paging through would see them."""
     response = searcher.search(request)
-    pages = -(-min(response.candidates, response.total) // request.page_size)
+    pages = -(-response.candidates // request.page_size)  # the matching results, then the related ones
     ids = []
     for page in range(1, pages + 1):
         ids += [h.card.id for h in searcher.search(SearchRequest(**{**request.__dict__, "page": page})).hits]

@@ -87,6 +87,7 @@ from webapp.admin import (  # noqa: E402,F401
     experiments,
     feedback,
     jobs,
+    merchandising,
     models,
     overview,
     ranking,

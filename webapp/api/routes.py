@@ -30,9 +30,11 @@ def search():
             "corrected_query": query.corrected_text,  # what was searched instead (spell=0: never)
             "page": search_request.page,
             "page_size": search_request.page_size,
-            "total": response.total,
+            "total": response.total,  # results that match the query
+            "related": response.related,  # results that do not, listed after the matching ones
             "fuzzy": response.fuzzy,
             "ranker": response.ranker,
+            "redirect": response.redirect,  # a query rule's URL to send the shopper to instead; null: none
             "facets": {"brand": response.brand_counts},
             "results": [
                 {
@@ -45,6 +47,8 @@ def search():
                     "rating_count": hit.card.rating_count,
                     "image_url": hit.card.image_url,
                     "score": round(hit.score, 4),
+                    "matches": hit.matches,
+                    "imposed": response.imposed.get(hit.card.id),  # "pin" / "boost": placed by a query rule
                 }
                 for hit in response.hits
             ],

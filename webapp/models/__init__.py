@@ -23,6 +23,7 @@ from webapp.models.experiments import (
     ExperimentSnapshot,
     ExperimentVariant,
 )
+from webapp.models.merchandising import QueryRule, Synonym
 from webapp.models.ml import JOB_STATUSES, MODEL_STATUSES, Job, ModelVersion
 from webapp.models.schedule import ScheduleRun
 from webapp.models.signals import CONTEXT_RANKER_STATUSES, ContextRankerFit, ProductSignal, QuerySignal
@@ -52,9 +53,11 @@ __all__ = [
     "Order",
     "Product",
     "ProductView",
+    "QueryRule",
     "ScheduleRun",
     "SearchQuery",
     "SuggestionBlock",
+    "Synonym",
     "SuggestionReview",
     "Visitor",
     "epoch",

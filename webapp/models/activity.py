@@ -120,6 +120,9 @@ class Impression(db.Model):
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     # Stage 2's feature values as the shopper saw them: the context ranker is fitted on these.
     features: Mapped[dict | None] = mapped_column(JSON)
+    # "pin" or "boost" when a query rule put the product at this position (engine.merchandising.rules):
+    # training data and the click model do not read an imposed position as relevance. Null: ranked.
+    imposed: Mapped[str | None] = mapped_column(String(8))
 
 
 class Event(db.Model):

@@ -9,7 +9,7 @@ so explaining a query never feeds the learning loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from flask import current_app
 from werkzeug.datastructures import MultiDict
@@ -19,6 +19,7 @@ from engine.ranking.context_ranker import ContextRanker
 from webapp.errors import InputError
 from webapp.services.assignment import serving_for
 from webapp.services.context_ranking import search_context
+from webapp.services.merchandising import arranger_for, record_outcome
 from webapp.services.search_index import get_searcher
 from webapp.services.search_params import parse_search_args
 
@@ -45,6 +46,7 @@ class ExplainedHit:
     explore: float  # the exploration term, 0..1 (new products nobody has seen yet)
     bonus: float  # explore_bonus x explore, when a ranker applies it
     total: float | None  # sum of contributions and the bonus: the stage-2 score
+    imposed: str | None = None  # "pin" or "boost": a query rule put it here
 
 
 @dataclass
@@ -60,6 +62,9 @@ class Explanation:
     total_results: int
     hits: list[ExplainedHit] = field(default_factory=list)
     chart: dict | None = None  # stacked contributions of the top CHART_HITS (with a ranker)
+    synonyms: list[str] = field(default_factory=list)  # "typed → alternatives" the lexical search added
+    rule_ids: tuple[int, ...] = ()  # the query rules that applied
+    redirect: str | None = None  # where a rule sends the shopper instead
 
 
 def _visitor(raw: str) -> str:
@@ -87,6 +92,10 @@ def _explained(hit, stage1: dict[int, int], context, ranker: ContextRanker | Non
     )
 
 
+def _with_rules(hits: list[ExplainedHit], imposed: dict[int, str], ids: list[int]) -> list[ExplainedHit]:
+    return [replace(h, imposed=imposed.get(pid)) for h, pid in zip(hits, ids, strict=True)]
+
+
 def contribution_chart(hits: list[ExplainedHit]) -> dict | None:
     """Stacked bars: each top hit's score split into its features' contributions and the bonus."""
     shown = [h for h in hits[:CHART_HITS] if h.total is not None]
@@ -111,12 +120,15 @@ def explain_search(args: MultiDict) -> Explanation:
     ranker = searcher.context_ranker  # read once: a newly activated fit may swap in during the search
     serving = serving_for(visitor or None)  # its exposure is recorded only by the logging path
     context = search_context(visitor or None, request.text, searcher, serving.bundle or searcher.bundle)
-    response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context)
+    arranger = arranger_for(request.text, searcher)
+    response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context, arrange=arranger)
+    record_outcome(response, arranger)
     staged = response.context
     stage1 = {pid: rank for rank, pid in enumerate(staged.features, start=1)} if staged is not None else {}
     applied = staged is not None and staged.applied
     used = ranker if applied else None
     hits = [_explained(hit, stage1, staged, used) for hit in response.hits]
+    hits = _with_rules(hits, response.imposed, [hit.card.id for hit in response.hits])
     profile = context.profile
     return Explanation(
         query=request.text,
@@ -130,4 +142,7 @@ def explain_search(args: MultiDict) -> Explanation:
         total_results=response.total,
         hits=hits,
         chart=contribution_chart(hits),
+        synonyms=searcher.lexical.synonyms.applied(request.text),
+        rule_ids=response.rule_ids,
+        redirect=response.redirect,
     )

@@ -33,9 +33,11 @@ def export_feedback(since: datetime, until: datetime, max_position: int = 24) ->
     impressions: list[ImpressionRecord] = []
     for chunk in in_chunks([s.search_id for s in searches]):
         impressions.extend(
-            ImpressionRecord(search_id=row.search_id, product_id=row.product_id, position=row.position)
+            ImpressionRecord(
+                search_id=row.search_id, product_id=row.product_id, position=row.position, imposed=bool(row.imposed)
+            )
             for row in db.session.execute(
-                select(Impression.search_id, Impression.product_id, Impression.position).where(
+                select(Impression.search_id, Impression.product_id, Impression.position, Impression.imposed).where(
                     Impression.search_id.in_(chunk), Impression.position <= max_position
                 )
             )

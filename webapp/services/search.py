@@ -27,6 +27,7 @@ from webapp.services.client_hash import request_client_hash
 from webapp.services.context_ranking import search_context
 from webapp.services.impression_flush import count_impressions
 from webapp.services.logged_features import logged_features
+from webapp.services.merchandising import arranger_for, record_outcome
 from webapp.services.search_ids import reserve
 from webapp.services.search_index import get_searcher
 from webapp.services.search_log import search_log_for
@@ -163,8 +164,11 @@ def search_and_log(
         if current_app.config["CONTEXT_RANKING"]
         else None
     )
-    response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context)
-    share = current_app.config["EXPLORATION_SHARE"] if request.sort == "relevance" else 0.0  # never a chosen sort
+    arranger = arranger_for(request.text, searcher)
+    response = searcher.search(request, bundle=serving.bundle, mode=serving.mode, context=context, arrange=arranger)
+    record_outcome(response, arranger)
+    # Exploration never moves a page the shop's rules arranged (their positions are imposed).
+    share = current_app.config["EXPLORATION_SHARE"] if request.sort == "relevance" and arranger is None else 0.0
     explored = adjacent_swaps(response.hits, share, _EXPLORE_RNG)
     if explored is not None:  # logged as such: the impressions' ranker ends in EXPLORED
         response.hits, response.ranker = explored, response.ranker + EXPLORED
@@ -178,6 +182,7 @@ def search_and_log(
             "ranker": response.ranker,
             "model_version_id": response.model_version_id,
             "features": features,
+            "imposed": response.imposed.get(h.card.id),  # a rule's position is not relevance evidence
         }
         for h, features in zip(response.hits, logged_features(response.context, shown_ids), strict=True)
     ]

@@ -87,6 +87,7 @@ def searcher_state() -> _SearcherState:
                 searcher = Searcher(
                     candidates=app.config["SEARCH_CANDIDATES"], result_cache=app.config["SEARCH_RESULT_CACHE"]
                 )
+                searcher.match_floor = app.config.get("SEARCH_MATCH_FLOOR")
                 state = _SearcherState(searcher)
                 app.extensions["kairos.searcher"] = state
     return state

@@ -63,16 +63,16 @@ def decode_record(line: bytes) -> dict:
     return record
 
 
-_IMPRESSION_COLUMNS = "search_id, product_id, position, ranker, model_version_id, features"
+_IMPRESSION_COLUMNS = "search_id, product_id, position, ranker, model_version_id, imposed, features"
 _INSERT_IMPRESSIONS = {
     # The features arrive as JSON text: SQLite stores it as is, PostgreSQL casts it to its json type.
     "sqlite": text(
         f"INSERT INTO impressions ({_IMPRESSION_COLUMNS})"
-        " VALUES (:search_id, :product_id, :position, :ranker, :model_version_id, :features)"
+        " VALUES (:search_id, :product_id, :position, :ranker, :model_version_id, :imposed, :features)"
     ),
     "postgresql": text(
         f"INSERT INTO impressions ({_IMPRESSION_COLUMNS})"
-        " VALUES (:search_id, :product_id, :position, :ranker, :model_version_id, CAST(:features AS JSON))"
+        " VALUES (:search_id, :product_id, :position, :ranker, :model_version_id, :imposed, CAST(:features AS JSON))"
     ),
 }
 
@@ -130,7 +130,7 @@ def store_records(records: list[dict]) -> int:
     # A line journaled before a column existed lacks it: one executemany needs every key.
     rows = [{**_LATER_COLUMNS, "id": r["id"], **r["search"]} for r in fresh]
     db.session.execute(insert(SearchQuery.__table__), rows)
-    shown = [{**row, "search_id": r["id"]} for r in fresh for row in r["impressions"]]
+    shown = [{"imposed": None, **row, "search_id": r["id"]} for r in fresh for row in r["impressions"]]
     if shown:
         db.session.execute(_INSERT_IMPRESSIONS[db.session.get_bind().dialect.name], shown)
     return len(fresh)

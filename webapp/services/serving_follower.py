@@ -15,7 +15,8 @@ take a sync lock or run a sync query.
 5. the running experiment (webapp.services.assignment) and the suggestion index
    (webapp.services.instant_suggest; its rebuild, a second or more, in a thread of its own
    so the catalog sync is not held back), which a process without a follower refreshes on
-   demand.
+   demand;
+6. the synonyms and query rules (webapp.services.merchandising), carried in the snapshot.
 
 The Searcher in a snapshot is the worker's one Searcher: only this thread and the version
 loaders it starts change it, and a search reads each of its references once (see Searcher),
@@ -39,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine.serving.searcher import Searcher
 from webapp.extensions import db
+from webapp.services.merchandising import Merchandising, follow_merchandising, held_merchandising
 from webapp.services.search_index import FOLLOWER, reconcile_if_due, searcher_state, sync_searcher
 from webapp.services.serving_board import ServingBoard, board_directory
 
@@ -58,6 +60,7 @@ class ServingSnapshot:
     error: str | None = None  # why the latest pass failed (None: it did not)
     loading: int | None = None  # a version being loaded to replace version_id
     catalog_seq: int | None = None  # the last catalog change feed number the Searcher holds
+    merchandising: Merchandising | None = None  # the synonyms and query rules requests apply
 
     def age(self, now: float | None = None) -> float | None:
         """Seconds since the snapshot was last in step with the database (None: never)."""
@@ -65,7 +68,7 @@ class ServingSnapshot:
 
 
 def sync_serving_state() -> None:
-    """The catalog, the active and variant versions, the signal mirror and the context ranker, each when due."""
+    """The catalog, the versions, the signal mirror, the context ranker and the merchandising, each when due."""
     from webapp.services.context_ranking import follow_context_ranker
     from webapp.services.serving_version import follow_active_version
     from webapp.services.signal_sync import sync_signals
@@ -75,6 +78,7 @@ def sync_serving_state() -> None:
     searcher = searcher_state().searcher
     sync_signals(searcher.board)
     follow_context_ranker(searcher)
+    follow_merchandising(searcher)
 
 
 def _follow_once() -> None:
@@ -138,6 +142,7 @@ class ServingFollower:
             error=error,
             loading=state.loading_version,
             catalog_seq=state.seq,
+            merchandising=held_merchandising(),
         )
 
     def start(self) -> None:

@@ -74,10 +74,12 @@ def search():
     query, response = search_and_log(
         search_request, current_visitor_id(), no_feedback=visitor_has_no_feedback(), correct_spelling=correct
     )
+    if response.redirect:  # a query rule sends this query elsewhere (a landing page, a brand's shop)
+        return redirect(response.redirect)
     suggestions = popular_queries() if not response.hits else []
     if not response.hits and not suggestions:
         suggestions = list(get_searcher().search(SearchRequest(page_size=1)).brand_counts)[:8]
-    pages = max(1, -(-min(response.candidates, response.total) // search_request.page_size))
+    pages = max(1, -(-response.candidates // search_request.page_size))  # matching, then related results
     return render_template(
         "storefront/search.html",
         search_request=search_request,
