@@ -23,6 +23,12 @@ from webapp.models.experiments import (
     ExperimentVariant,
 )
 from webapp.models.ml import JOB_STATUSES, MODEL_STATUSES, Job, ModelVersion
+from webapp.models.recommendations import (
+    RECOMMENDATION_CONTEXTS,
+    PairSignal,
+    RecommendationItem,
+    RecommendationList,
+)
 from webapp.models.schedule import ScheduleRun
 from webapp.models.signals import CONTEXT_RANKER_STATUSES, ContextRankerFit, ProductSignal, QuerySignal
 
@@ -48,6 +54,10 @@ __all__ = [
     "Job",
     "ModelVersion",
     "Order",
+    "PairSignal",
+    "RECOMMENDATION_CONTEXTS",
+    "RecommendationItem",
+    "RecommendationList",
     "Product",
     "ScheduleRun",
     "SearchQuery",

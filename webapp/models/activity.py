@@ -129,3 +129,5 @@ class Event(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     # When it happened as the client says (clamped to the policy); null: at created_at.
     occurred_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The recommendation list it came from (webapp.services.recommendation_log), like search_id for a page.
+    recommendation_id: Mapped[int | None] = mapped_column(ForeignKey("recommendation_lists.id"), index=True)

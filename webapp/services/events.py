@@ -13,6 +13,8 @@ from engine.ranking.decay import TimestampError, TimestampPolicy, checked_time
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import EVENT_TYPES, Event, Impression, Product, SearchQuery, epoch, utcnow
+from webapp.services.co_occurrence import record_baskets
+from webapp.services.recommendation_log import recommendation_errors
 from webapp.services.search_log import await_searches
 from webapp.services.signals import record_actions
 from webapp.visitors import ensure_visitor_row
@@ -28,6 +30,7 @@ class EventInput:
     position: int | None = None
     quantity: int = 1
     ts: float | None = None  # when it happened, epoch seconds, as the client says
+    recommendation_id: int | None = None  # the recommendation list it came from (instead of a search)
 
 
 def _timestamp(value: object) -> float | None:
@@ -62,7 +65,7 @@ def parse_event(raw: object) -> EventInput:
     """Validate one event object's shape (not yet its references)."""
     if not isinstance(raw, dict):
         raise ValueError("event must be an object")
-    unknown = set(raw) - {"type", "product_id", "search_id", "position", "quantity", "ts"}
+    unknown = set(raw) - {"type", "product_id", "search_id", "recommendation_id", "position", "quantity", "ts"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if raw.get("type") not in EVENT_TYPES:
@@ -70,6 +73,8 @@ def parse_event(raw: object) -> EventInput:
     product = raw.get("product_id")
     if not isinstance(product, str) or not 0 < len(product) <= 64 or not product.isprintable():
         raise ValueError("product_id must be a product's external id")
+    if raw.get("search_id") is not None and raw.get("recommendation_id") is not None:
+        raise ValueError("an event comes from a search or a recommendation list, not both")
     return EventInput(
         type=raw["type"],
         product_external_id=product,
@@ -77,6 +82,7 @@ def parse_event(raw: object) -> EventInput:
         position=_int_or_none(raw.get("position"), "position", 1, 10_000),
         quantity=_int_or_none(raw.get("quantity", 1), "quantity", 1, MAX_QUANTITY) or 1,
         ts=_timestamp(raw.get("ts")),
+        recommendation_id=_int_or_none(raw.get("recommendation_id"), "recommendation_id", 1, 2**31 - 1),
     )
 
 
@@ -117,7 +123,7 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
         if product is None:
             errors.append({"index": index, "error": f"unknown product {event.product_external_id!r}"})
             continue
-        if event.search_id is None:
+        if event.search_id is None:  # a recommendation list's events are checked below
             continue
         search = searches.get(event.search_id)
         # Feedback counts only for a search this visitor made: nobody can forge others' clicks.
@@ -126,7 +132,19 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
         elif (search.id, product.id, event.position) not in shown:
             where = "at that position in" if event.position is not None else "in"
             errors.append({"index": index, "error": f"product was not shown {where} that search"})
-    return products, {sid: search.normalized for sid, search in searches.items()}, errors
+    errors += recommendation_errors(
+        (
+            (index, e.recommendation_id, products[e.product_external_id].id, e.position)
+            for index, e in enumerate(inputs)
+            if e.recommendation_id is not None and e.product_external_id in products
+        ),
+        visitor_id,
+    )
+    return products, {sid: search.normalized for sid, search in searches.items()}, sorted(errors, key=_by_index)
+
+
+def _by_index(error: dict) -> int:
+    return error["index"]
 
 
 def record_events(raw_events: object, visitor_id: str, max_batch: int, with_rows: tuple = ()) -> list[Event]:
@@ -155,13 +173,18 @@ def record_events(raw_events: object, visitor_id: str, max_batch: int, with_rows
         raise InputError("invalid events; nothing was stored", errors)
     try:
         ensure_visitor_row(visitor_id)
+        # Before the new events join the session: it reads the visitor's stored ones as the window.
+        record_baskets(
+            visitor_id, [(products[e.product_external_id].id, e.type, at) for e, at in zip(inputs, times, strict=True)]
+        )
         events = [
             Event(
                 type=e.type,
                 visitor_id=visitor_id,
                 product_id=products[e.product_external_id].id,
                 search_id=e.search_id,
-                position=e.position if e.search_id else None,
+                recommendation_id=e.recommendation_id,
+                position=e.position if e.search_id or e.recommendation_id else None,
                 quantity=e.quantity,
                 value=(products[e.product_external_id].price or 0) * e.quantity if e.type == "purchase" else None,
                 created_at=received,
