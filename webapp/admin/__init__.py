@@ -81,5 +81,6 @@ from webapp.admin import (  # noqa: E402,F401
     models,
     overview,
     ranking,
+    recommendations,
     suggestions,
 )
