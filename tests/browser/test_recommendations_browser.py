@@ -1,5 +1,6 @@
 """A shopper in a real browser opens a product page, sees both recommendation lists, follows one:
-the click is stored against that list (real gunicorn, chromium through Playwright)."""
+the click is stored against that list and counted on the admin's Recommendations page
+(real gunicorn, chromium through Playwright)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from tests.browser.test_storefront_browser import browser as browser  # noqa: F4
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Event, RecommendationItem, RecommendationList
+from webapp.services.admin_users import create_admin
 
 pytestmark = pytest.mark.browser
+PASSWORD = "correct horse battery staple"
 PORT = int(os.environ.get("KAIROS_RECOMMEND_BROWSER_PORT", "8731"))
 
 
@@ -108,6 +111,17 @@ def test_product_page_lists_and_a_recommended_click_is_stored(page, shop):
                 )
             )
             assert shown == click.product_id
+            create_admin("analyst@example.com", PASSWORD, "analyst")
         finally:
             db.session.remove()
             db.engine.dispose()
+
+    # The admin's Recommendations page counts it.
+    page.goto(f"{shop['base']}/admin/login")
+    page.get_by_label("Email").fill("analyst@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/admin/**")
+    page.goto(f"{shop['base']}/admin/recommendations")
+    row = page.locator('#recommendation-stats tr[data-list="similar"][data-day="all"]')
+    assert row.locator("td.clicks").inner_text() == "1"
