@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,21 +77,60 @@ def engagement(board: SignalBoard, product_ids: list[int], now: float) -> np.nda
     return np.einsum("nsk,s->nk", counts, weights)
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The buyable products of a catalog as arrays (id, top-level category, rating prior), built once a second.
+
+    Every list that ranks the whole catalog (bestsellers, trending) starts from these: walking the
+    cards per request cost more than the ranking itself.
+    """
+
+    ids: np.ndarray
+    categories: np.ndarray
+    rated: np.ndarray
+
+    def where(self, category: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """(ids, rating priors) of one top-level category, or of all."""
+        if not category:
+            return self.ids, self.rated
+        mask = self.categories == category
+        return self.ids[mask], self.rated[mask]
+
+
+POOL_SECONDS = 1.0  # a price or catalog change reaches the whole-catalog lists within this
+# id(cards) -> (built at, size, pool, the mapping itself: held so its id is never another's)
+_pools: dict[int, tuple[float, int, Pool, Mapping[int, ProductCard]]] = {}
+
+
+def pool_of(cards: Mapping[int, ProductCard]) -> Pool:
+    """The cached Pool of this cards mapping (rebuilt after POOL_SECONDS or when its size changes)."""
+    now = time.monotonic()
+    held = _pools.get(id(cards))
+    if held is not None and held[3] is cards and now - held[0] < POOL_SECONDS and held[1] == len(cards):
+        return held[2]
+    chosen = [card for card in list(cards.values()) if buyable(card)]
+    pool = Pool(
+        np.array([card.id for card in chosen], dtype=np.int64),
+        np.array([top_category(card.category) for card in chosen], dtype=object),
+        np.array([(card.rating or 0.0) * np.log1p(card.rating_count) for card in chosen]),
+    )
+    if len(_pools) > 8:  # a few catalogs per process at most (tests, benches); drop the rest
+        _pools.clear()
+    _pools[id(cards)] = (now, len(cards), pool, cards)
+    return pool
+
+
 def bestsellers(
     cards: Mapping[int, ProductCard], board: SignalBoard, now: float, category: str = ""
-) -> list[tuple[int, float]]:
+) -> Iterator[tuple[int, float]]:
     """Buyable products (of one top-level category when given) by long-horizon engagement, best first.
 
     Never empty for a non-empty catalog: products nobody engaged with follow, best rated first.
+    Lazy: a list takes the first few, and building the whole catalog's pairs cost more than the sort.
     """
-    pool = [
-        pid
-        for pid, card in cards.items()
-        if buyable(card) and (not category or top_category(card.category) == category)
-    ]
-    if not pool:
-        return []
-    long = engagement(board, pool, now)[:, 1]
-    rated = [(cards[pid].rating or 0.0) * np.log1p(cards[pid].rating_count) for pid in pool]
-    order = sorted(range(len(pool)), key=lambda i: (-long[i], -rated[i], pool[i]))
-    return [(pool[i], float(long[i])) for i in order]
+    ids, rated = pool_of(cards).where(category)
+    if not len(ids):
+        return iter(())
+    long = engagement(board, ids.tolist(), now)[:, 1]
+    order = np.lexsort((ids, -rated, -long))
+    return ((int(ids[i]), float(long[i])) for i in order)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -71,7 +72,8 @@ def _personal(catalog: Catalog, profile: ShopperProfile, engaged: set[int], limi
     else:
         ranked = []
         for category, share in sorted(profile.categories.items(), key=lambda item: -item[1]):
-            ranked += [(pid, share) for pid, _ in bestsellers(cards, catalog.board, catalog.now, category)]
+            top = itertools.islice(bestsellers(cards, catalog.board, catalog.now, category), limit * DEPTH)
+            ranked += [(pid, share) for pid, _ in top]
     return diversified(ranked, cards, limit, catalog.per_brand, engaged, source="for_you")
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from engine.ranking.board import SignalBoard
 from engine.ranking.context import top_category
 from engine.ranking.decay import trend
-from engine.recommending.items import Recommended, buyable, diversified, engagement
+from engine.recommending.items import Recommended, diversified, engagement, pool_of
 from engine.serving.cards import ProductCard
 
 MIN_RECENT = 0.5  # engagement at the short half-life below this (half a click) is noise, not a trend
@@ -22,18 +24,14 @@ def trending_scores(
     cards: Mapping[int, ProductCard], board: SignalBoard, now: float, category: str = ""
 ) -> list[tuple[int, float]]:
     """(product id, trend) of recently engaged buyable products, most trending first."""
-    pool = [
-        pid
-        for pid, card in cards.items()
-        if buyable(card) and (not category or top_category(card.category) == category)
-    ]
-    if not pool:
+    ids, _ = pool_of(cards).where(category)
+    if not len(ids):
         return []
-    counts = engagement(board, pool, now)
+    counts = engagement(board, ids.tolist(), now)
+    recent = np.flatnonzero(counts[:, 0] >= MIN_RECENT)
     scored = [
-        (pid, trend(float(short), float(long), board.half_lives) + 1e-9 * float(short))
-        for pid, (short, long) in zip(pool, counts, strict=True)
-        if short >= MIN_RECENT
+        (int(ids[i]), trend(float(counts[i, 0]), float(counts[i, 1]), board.half_lives) + 1e-9 * float(counts[i, 0]))
+        for i in recent
     ]
     return sorted(scored, key=lambda item: (-item[1], item[0]))
 

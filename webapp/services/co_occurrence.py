@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import delete, func, select
 
 from engine.recommending.co_occurrence import (
@@ -34,8 +35,12 @@ from webapp.services.signals import _totals, _upsert, half_lives
 
 TOTAL_TTL = 10.0  # seconds a worker keeps N, the sum of every basket count (one aggregate over the diagonal)
 _EVENT_TIME = func.coalesce(Event.occurred_at, Event.created_at)
-_total_cache: dict[str, tuple[float, float]] = {}
 _total_lock = threading.Lock()
+
+
+def _total_cache() -> dict[str, tuple[float, float]]:
+    """This app's cached N (per app: tests and benches run several apps in one process)."""
+    return current_app.extensions.setdefault("kairos.pair_total", {})
 
 
 def _write(increments: Iterable[tuple[int, int, float]]) -> None:
@@ -75,7 +80,7 @@ def _decayed(value: float, stamp: float, now: float, half_life: float) -> float:
 def _total(now: float, half_life: float) -> float:
     """N: every product's basket count decayed to now, cached a few seconds per worker."""
     with _total_lock:
-        cached = _total_cache.get("total")
+        cached = _total_cache().get("total")
         if cached is not None and time.monotonic() - cached[1] < TOTAL_TTL:
             return cached[0]
     k = math.log(2.0) / half_life
@@ -84,7 +89,7 @@ def _total(now: float, half_life: float) -> float:
     ).all()
     total = sum(value * math.exp(-max(now - stamp, 0.0) * k) for value, stamp in rows)
     with _total_lock:
-        _total_cache["total"] = (total, time.monotonic())
+        _total_cache()["total"] = (total, time.monotonic())
     return total
 
 
@@ -134,5 +139,5 @@ def rebuild_pairs() -> int:
         _write(increments[start : start + 2000])
     db.session.commit()
     with _total_lock:
-        _total_cache.clear()
+        _total_cache().clear()
     return len(rows)
