@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from webapp.services.co_occurrence import rebuild_pairs
 from webapp.services.signal_rebuild import rebuild_signals
 
 signals_cli = AppGroup("signals", help="The decayed trending counts (stage-2 ranking signals).")
@@ -12,7 +13,7 @@ signals_cli = AppGroup("signals", help="The decayed trending counts (stage-2 ran
 
 @signals_cli.command("rebuild")
 def rebuild_command() -> None:
-    """Clear the counts and rebuild them from the stored impressions and events (ten long half-lives)."""
+    """Clear the counts (bought-together pairs too) and rebuild them from the stored impressions and events."""
     with click.progressbar(length=1, label="Replaying", show_pos=True) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -20,6 +21,8 @@ def rebuild_command() -> None:
             bar.update(done - bar.pos)
 
         counts = rebuild_signals(progress)
+    baskets = rebuild_pairs()
     click.echo(
         f"replayed {counts['impressions']} impressions of {counts['searches']} searches and {counts['events']} events"
     )
+    click.echo(f"replayed {baskets} cart and purchase events into the bought-together counts")

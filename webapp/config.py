@@ -90,6 +90,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "PERSONALIZATION": env.get("KAIROS_PERSONALIZATION", "1") not in ("0", "false", "no"),
         "PROFILE_WINDOW_HOURS": float(env.get("KAIROS_PROFILE_WINDOW_HOURS", "6")),
         "PROFILE_MAX_EVENTS": int(env.get("KAIROS_PROFILE_MAX_EVENTS", "50")),
+        # Recommendation lists: at most this many products of one brand per list.
+        "RECOMMEND_PER_BRAND": int(env.get("KAIROS_RECOMMEND_PER_BRAND", "2")),
         # New products: lifted by at most this much (score units) while new and little seen.
         "EXPLORE_BONUS": float(env.get("KAIROS_EXPLORE_BONUS", "0.3")),
         "EXPLORE_DAYS": float(env.get("KAIROS_EXPLORE_DAYS", "14")),

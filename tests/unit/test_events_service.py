@@ -70,7 +70,7 @@ def test_new_visitor_row_is_created(make_product, show_product):
 def test_position_without_search_is_refused(make_product):
     make_product(external_id="MUG1")
     error = _rejected([{"type": "click", "product_id": "MUG1", "position": 3}])
-    assert error.details == [{"index": 0, "error": "position needs the search_id it was shown in"}]
+    assert error.details == [{"index": 0, "error": "position needs the search_id or recommendation_id it was shown in"}]
 
 
 def _rejected(raw, visitor=VISITOR, max_batch=10) -> InputError:

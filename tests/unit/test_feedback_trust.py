@@ -47,9 +47,9 @@ def test_an_event_without_search_for_a_product_never_shown_is_refused(client, sh
 
 
 def test_a_product_page_view_or_a_search_result_makes_it_count(app, client, shop):
+    assert post(client, [{"type": "add_to_cart", "product_id": "TOWEL1"}]).status_code == 400  # shown nothing yet
     assert client.get("/product/MUG1").status_code == 200
     assert post(client, [{"type": "purchase", "product_id": "MUG1"}]).status_code == 201
-    assert post(client, [{"type": "add_to_cart", "product_id": "TOWEL1"}]).status_code == 400
     client.get("/api/search", query_string={"q": "towel"})  # shown in a result list, clicked from elsewhere
     assert post(client, [{"type": "add_to_cart", "product_id": "TOWEL1"}]).status_code == 201
     # Another visitor's view is not this visitor's.

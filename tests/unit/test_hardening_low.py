@@ -41,7 +41,9 @@ def test_a_position_without_search_id_is_refused(client, make_product):
     make_product(external_id="P1")
     response = client.post("/api/events", json={"events": [{"type": "click", "product_id": "P1", "position": 3}]})
     assert response.status_code == 400
-    assert response.get_json()["details"] == [{"index": 0, "error": "position needs the search_id it was shown in"}]
+    assert response.get_json()["details"] == [
+        {"index": 0, "error": "position needs the search_id or recommendation_id it was shown in"}
+    ]
     assert count_events() == 0
 
 

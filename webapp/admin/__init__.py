@@ -91,6 +91,7 @@ from webapp.admin import (  # noqa: E402,F401
     models,
     overview,
     ranking,
+    recommendations,
     suggestions,
     tuning,
 )

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from webapp.api import routes, suggest_routes, visitor_routes  # noqa: E402,F401  (routes register on bp)
+from webapp.api import recommend_routes, routes, suggest_routes, visitor_routes  # noqa: E402,F401  (routes register on bp)

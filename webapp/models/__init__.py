@@ -25,6 +25,12 @@ from webapp.models.experiments import (
 )
 from webapp.models.merchandising import QueryRule, Synonym
 from webapp.models.ml import JOB_STATUSES, MODEL_STATUSES, Job, ModelVersion
+from webapp.models.recommendations import (
+    RECOMMENDATION_CONTEXTS,
+    PairSignal,
+    RecommendationItem,
+    RecommendationList,
+)
 from webapp.models.schedule import ScheduleRun
 from webapp.models.signals import CONTEXT_RANKER_STATUSES, ContextRankerFit, ProductSignal, QuerySignal
 
@@ -51,6 +57,10 @@ __all__ = [
     "Job",
     "ModelVersion",
     "Order",
+    "PairSignal",
+    "RECOMMENDATION_CONTEXTS",
+    "RecommendationItem",
+    "RecommendationList",
     "Product",
     "ProductView",
     "QueryRule",

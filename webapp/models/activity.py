@@ -144,6 +144,8 @@ class Event(db.Model):
     # Sent by a visitor beyond the plausible purchase or cart rate: kept for the record, never
     # learned from, counted in signals or in experiment metrics (webapp.services.feedback_trust).
     flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The recommendation list it came from (webapp.services.recommendation_log), like search_id for a page.
+    recommendation_id: Mapped[int | None] = mapped_column(ForeignKey("recommendation_lists.id"), index=True)
 
 
 class ProductView(db.Model):

@@ -17,7 +17,9 @@ from engine.ranking.decay import TimestampError, TimestampPolicy, checked_time
 from webapp.errors import InputError
 from webapp.extensions import db
 from webapp.models import EVENT_TYPES, Event, Impression, Product, SearchQuery, epoch, utcnow
+from webapp.services.co_occurrence import record_baskets
 from webapp.services.feedback_trust import flag_if_implausible, shown_products
+from webapp.services.recommendation_log import recommendation_errors, recommended_products
 from webapp.services.search_log import await_searches
 from webapp.services.signals import record_actions
 from webapp.visitors import ensure_visitor_row
@@ -33,6 +35,7 @@ class EventInput:
     position: int | None = None
     quantity: int = 1
     ts: float | None = None  # when it happened, epoch seconds, as the client says
+    recommendation_id: int | None = None  # the recommendation list it came from (instead of a search)
 
 
 def _timestamp(value: object) -> float | None:
@@ -69,7 +72,7 @@ def parse_event(raw: object) -> EventInput:
     """Validate one event object's shape (not yet its references)."""
     if not isinstance(raw, dict):
         raise ValueError("event must be an object")
-    unknown = set(raw) - {"type", "product_id", "search_id", "position", "quantity", "ts"}
+    unknown = set(raw) - {"type", "product_id", "search_id", "recommendation_id", "position", "quantity", "ts"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     if raw.get("type") not in EVENT_TYPES:
@@ -77,9 +80,11 @@ def parse_event(raw: object) -> EventInput:
     product = raw.get("product_id")
     if not isinstance(product, str) or not 0 < len(product) <= 64 or not product.isprintable():
         raise ValueError("product_id must be a product's external id")
+    if raw.get("search_id") is not None and raw.get("recommendation_id") is not None:
+        raise ValueError("an event comes from a search or a recommendation list, not both")
     position = _int_or_none(raw.get("position"), "position", 1, 10_000)
-    if position is not None and raw.get("search_id") is None:  # a position means nothing without its search
-        raise ValueError("position needs the search_id it was shown in")
+    if position is not None and raw.get("search_id") is None and raw.get("recommendation_id") is None:
+        raise ValueError("position needs the search_id or recommendation_id it was shown in")
     return EventInput(
         type=raw["type"],
         product_external_id=product,
@@ -87,6 +92,7 @@ def parse_event(raw: object) -> EventInput:
         position=position,
         quantity=_int_or_none(raw.get("quantity", 1), "quantity", 1, MAX_QUANTITY) or 1,
         ts=_timestamp(raw.get("ts")),
+        recommendation_id=_int_or_none(raw.get("recommendation_id"), "recommendation_id", 1, 2**31 - 1),
     )
 
 
@@ -121,11 +127,15 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
         impressions = db.session.scalars(select(Impression).where(Impression.search_id.in_(search_ids))).all()
         shown = {(i.search_id, i.product_id, i.position) for i in impressions}
         shown |= {(i.search_id, i.product_id, None) for i in impressions}
-    # Without a search, the product must be one this visitor was shown (webapp.services.feedback_trust).
+    # Without a search or a list, the product must be one this visitor was shown: on its page, in
+    # a search's results (webapp.services.feedback_trust) or in a recommendation list.
     unattributed = {
-        products[e.product_external_id].id for e in inputs if e.search_id is None and e.product_external_id in products
+        products[e.product_external_id].id
+        for e in inputs
+        if e.search_id is None and e.recommendation_id is None and e.product_external_id in products
     }
     shown_alone = shown_products(visitor_id, unattributed)
+    shown_alone |= recommended_products(visitor_id, unattributed - shown_alone)
     errors = []
     for index, event in enumerate(inputs):
         product = products.get(event.product_external_id)
@@ -133,7 +143,8 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
             errors.append({"index": index, "error": f"unknown product {event.product_external_id!r}"})
             continue
         if event.search_id is None:
-            if product.id not in shown_alone:
+            # A recommendation list's events are checked by recommendation_errors.
+            if event.recommendation_id is None and product.id not in shown_alone:
                 errors.append({"index": index, "error": "product was not shown to this visitor (no search_id)"})
             continue
         search = searches.get(event.search_id)
@@ -143,7 +154,19 @@ def _resolve(inputs: list[EventInput], visitor_id: str) -> tuple[dict[str, Produ
         elif (search.id, product.id, event.position) not in shown:
             where = "at that position in" if event.position is not None else "in"
             errors.append({"index": index, "error": f"product was not shown {where} that search"})
-    return products, {sid: search.normalized for sid, search in searches.items()}, errors
+    errors += recommendation_errors(
+        (
+            (index, e.recommendation_id, products[e.product_external_id].id, e.position)
+            for index, e in enumerate(inputs)
+            if e.recommendation_id is not None and e.product_external_id in products
+        ),
+        visitor_id,
+    )
+    return products, {sid: search.normalized for sid, search in searches.items()}, sorted(errors, key=_by_index)
+
+
+def _by_index(error: dict) -> int:
+    return error["index"]
 
 
 def record_events(raw_events: object, visitor_id: str, max_batch: int, with_rows: tuple = ()) -> list[Event]:
@@ -173,13 +196,20 @@ def record_events(raw_events: object, visitor_id: str, max_batch: int, with_rows
     try:
         ensure_visitor_row(visitor_id)
         flagged = flag_if_implausible(visitor_id, (e.type for e in inputs), received)
+        if not flagged:
+            # Before the new events join the session: it reads the visitor's stored ones as the window.
+            record_baskets(
+                visitor_id,
+                [(products[e.product_external_id].id, e.type, at) for e, at in zip(inputs, times, strict=True)],
+            )
         events = [
             Event(
                 type=e.type,
                 visitor_id=visitor_id,
                 product_id=products[e.product_external_id].id,
                 search_id=e.search_id,
-                position=e.position if e.search_id else None,
+                recommendation_id=e.recommendation_id,
+                position=e.position if e.search_id or e.recommendation_id else None,
                 quantity=e.quantity,
                 value=(products[e.product_external_id].price or 0) * e.quantity if e.type == "purchase" else None,
                 created_at=received,

@@ -13,17 +13,20 @@ from webapp.services.orders import OrderLine
 
 MAX_CART_LINES = 20
 MAX_LINE_QUANTITY = 10  # a demo shop's bound; an event allows up to webapp.services.events.MAX_QUANTITY
-REF_KEYS = ("search_id", "position")
+REF_KEYS = ("search_id", "recommendation_id", "position")
 
 
 def feedback_ref(form) -> dict:
-    """The search id and position a form carried, as event fields (omitted when absent)."""
+    """The search (or recommendation list) id and position a form carried, as event fields (omitted when absent)."""
     ref = {}
-    for name in ("search_id", "position"):
+    for name in REF_KEYS:
         value = form.get(name, "")
         if value.isascii() and value.isdigit() and int(value) > 0:  # "²" is a digit int() refuses
             ref[name] = int(value)
-    return ref if "search_id" in ref else {}
+    if "search_id" in ref:
+        ref.pop("recommendation_id", None)  # an event comes from one or the other
+        return ref
+    return ref if "recommendation_id" in ref else {}
 
 
 def parse_quantity(raw: str) -> int | None:

@@ -32,6 +32,7 @@ from webapp.storefront.cart import (
     remove_bought,
     set_quantity,
 )
+from webapp.storefront.recommend import HEADINGS, page_lists
 from webapp.visitors import current_visitor_id, feedback_visitor_id, visitor_has_no_feedback
 
 
@@ -47,13 +48,10 @@ def home():
     return (
         redirect(url_for("storefront.search"))
         if request.args.get("q")
-        else render_template("storefront/home.html", popular=popular_queries(), products=_popular_products())
+        else render_template(
+            "storefront/home.html", popular=popular_queries(), recommendations=page_lists("home", []), headings=HEADINGS
+        )
     )
-
-
-def _popular_products(limit: int = 12):
-    searcher = get_searcher()
-    return sorted(searcher.cards.values(), key=lambda c: -c.rating_count)[:limit]
 
 
 @bp.get("/search")
@@ -101,7 +99,7 @@ def _click_ref() -> tuple[int | None, int | None]:
 
 def _carries_click() -> bool:
     sid, pos = _click_ref()
-    return bool(sid and pos)
+    return bool((sid or request.args.get("rid", type=int)) and pos)
 
 
 @bp.get("/product/<external_id>")
@@ -113,18 +111,27 @@ def product(external_id: str):
         return render_template("errors/error.html", status=404, message="That product is not available."), 404
     record_product_view(current_visitor_id(), item.id)  # what lets a cart or purchase without a search count
     sid, pos = _click_ref()
+    rid = None if sid else request.args.get("rid", type=int)  # from a recommendation list instead
     if sid and pos and not _clicked_before(sid, item.id):  # a reload of the page is not another click
         _record_quietly([{"type": "click", "product_id": external_id, "search_id": sid, "position": pos}])
-    return render_template("storefront/product.html", product=item, sid=sid, pos=pos)
-
-
-def _clicked_before(search_id: int, product_id: int) -> bool:
-    """Whether this result's click is stored already (a search id belongs to one visitor)."""
-    if not 0 < search_id < 2**31:
-        return False  # no such search: record_events refuses it with the reason
-    clicked = select(Event.id).where(
-        Event.search_id == search_id, Event.product_id == product_id, Event.type == "click"
+    elif rid and pos and not _clicked_before(rid, item.id, Event.recommendation_id):
+        _record_quietly([{"type": "click", "product_id": external_id, "recommendation_id": rid, "position": pos}])
+    return render_template(
+        "storefront/product.html",
+        product=item,
+        sid=sid,
+        rid=rid,
+        pos=pos,
+        recommendations=page_lists("product", [external_id]),
+        headings=HEADINGS,
     )
+
+
+def _clicked_before(list_id: int, product_id: int, column=Event.search_id) -> bool:
+    """Whether this result's click is stored already (a search or recommendation list belongs to one visitor)."""
+    if not 0 < list_id < 2**31:
+        return False  # no such list: record_events refuses it with the reason
+    clicked = select(Event.id).where(column == list_id, Event.product_id == product_id, Event.type == "click")
     return db.session.scalar(clicked.limit(1)) is not None
 
 
@@ -159,7 +166,14 @@ def cart_add():
 def cart():
     """The visitor's cart, kept in the signed session cookie: prices, quantities, line totals, a total."""
     items = cart_items()
-    return render_template("storefront/cart.html", items=items, total=cart_total(items), max_quantity=MAX_LINE_QUANTITY)
+    return render_template(
+        "storefront/cart.html",
+        items=items,
+        total=cart_total(items),
+        max_quantity=MAX_LINE_QUANTITY,
+        recommendations=page_lists("cart", [item.product.external_id for item in items]),
+        headings=HEADINGS,
+    )
 
 
 @bp.post("/cart/update")

@@ -1,0 +1,1 @@
+"""Recommendation lists beside search: similar, bought together, for you, trending (no Flask, no database)."""
