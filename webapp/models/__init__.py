@@ -25,13 +25,14 @@ from webapp.models.experiments import (
 )
 from webapp.models.ml import JOB_STATUSES, MODEL_STATUSES, Job, ModelVersion
 from webapp.models.schedule import ScheduleRun
-from webapp.models.signals import CONTEXT_RANKER_STATUSES, ContextRankerFit, ProductSignal, QuerySignal
+from webapp.models.signals import CONTEXT_RANKER_STATUSES, ContextRankerFit, ProductSignal, QuerySignal, SignalFeed
 
 __all__ = [
     "ADMIN_ROLES",
     "CONTEXT_RANKER_STATUSES",
     "ContextRankerFit",
     "ProductSignal",
+    "SignalFeed",
     "QuerySignal",
     "EXPERIMENT_STATUSES",
     "AdminUser",
