@@ -15,7 +15,9 @@ take a sync lock or run a sync query.
 5. the running experiment (webapp.services.assignment) and the suggestion index
    (webapp.services.instant_suggest; its rebuild, a second or more, in a thread of its own
    so the catalog sync is not held back), which a process without a follower refreshes on
-   demand.
+   demand;
+6. the spelling corrector's vocabularies (webapp.services.spelling; rebuilt in a thread of
+   its own when the catalog changed or SUGGEST_REFRESH_SECONDS passed).
 
 The Searcher in a snapshot is the worker's one Searcher: only this thread and the version
 loaders it starts change it, and a search reads each of its references once (see Searcher),
@@ -80,11 +82,13 @@ def sync_serving_state() -> None:
 def _follow_once() -> None:
     from webapp.services.assignment import refresh_running_experiment
     from webapp.services.instant_suggest import refresh_suggestions_in_background
+    from webapp.services.spelling import refresh_speller_in_background
 
     sync_serving_state()
     reconcile_if_due()
     refresh_running_experiment()
     refresh_suggestions_in_background()
+    refresh_speller_in_background()
 
 
 class ServingFollower:
