@@ -70,6 +70,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "SIGNAL_SHORT_HALF_LIFE": float(env.get("KAIROS_SIGNAL_SHORT_HALF_LIFE", "3600")),
         "SIGNAL_LONG_HALF_LIFE": float(env.get("KAIROS_SIGNAL_LONG_HALF_LIFE", "86400")),
         "SIGNAL_SYNC_SECONDS": float(env.get("KAIROS_SIGNAL_SYNC_SECONDS", "0.2")),
+        "SIGNAL_RECONCILE_SECONDS": float(env.get("KAIROS_SIGNAL_RECONCILE_SECONDS", "300")),
         # Impression counts change with every search but matter over hours: mirrored and written in
         # batches (a worker's background thread writes its summed impressions this often; 5 s rather
         # than 1 s cut the writes per search about 3-fold: head products repeat within the window).

@@ -1,4 +1,5 @@
-"""Export of the click and purchase heads to numpy (heads.npz), for serving without torch.
+"""Export of the click and purchase heads for serving without torch: their weights (heads.npz)
+and the same heads as an ONNX graph (heads.onnx, engine.serving.heads_onnx) that serving runs.
 
 Only heads that learned something are exported: a head is as the learning loop left it
 only after a fine-tune saw labels for its task. The zero-shot version's heads are random
@@ -16,7 +17,8 @@ import numpy as np
 from torch import nn
 
 from engine.modeling.heads import MultiTaskModel, PairHead
-from engine.serving.heads import HEADS_FILE, LAYER_KEYS, arrays_for, trained_names
+from engine.serving.heads import HEADS_FILE, LAYER_KEYS, PairHeadWeights, arrays_for, trained_names
+from engine.serving.heads_onnx import write_heads_onnx
 
 
 def _layers(head: PairHead) -> dict[str, np.ndarray]:
@@ -31,15 +33,18 @@ def _layers(head: PairHead) -> dict[str, np.ndarray]:
 
 
 def export_pair_heads(model: MultiTaskModel, directory: str | Path, names: Iterable[str]) -> Path | None:
-    """Write the named heads ("click", "purchase") to directory/heads.npz; nothing when names is empty.
+    """Write the named heads ("click", "purchase") to directory/heads.npz and heads.onnx; nothing
+    when names is empty.
 
-    Returns the file written, or None. The file is replaced atomically.
+    Returns the heads.npz written, or None. Each file is replaced atomically.
     """
     chosen = trained_names(names)
     if not chosen:
         return None
     modules = {"click": model.click_head, "purchase": model.purchase_head}
-    arrays = arrays_for({name: _layers(modules[name]) for name in chosen})
+    layers = {name: _layers(modules[name]) for name in chosen}
+    write_heads_onnx({name: PairHeadWeights(*(layers[name][key] for key in LAYER_KEYS)) for name in chosen}, directory)
+    arrays = arrays_for(layers)
     path = Path(directory) / HEADS_FILE
     tmp = path.with_name(f".{HEADS_FILE}.tmp")
     with open(tmp, "wb") as handle:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.serving.heads import PairHeads, load_heads
+from engine.serving.heads_onnx import OnnxPairHeads
 from engine.serving.query_encoder import OnnxQueryEncoder
 from engine.serving.ranker import LinearRanker
 from engine.serving.vectors import VectorIndex
@@ -41,7 +42,7 @@ class ServingBundle:
     encoder: OnnxQueryEncoder
     vectors: VectorIndex
     ranker: LinearRanker | None
-    heads: PairHeads | None = None  # the trained click/purchase heads (heads.npz), if the version has them
+    heads: PairHeads | OnnxPairHeads | None = None  # the trained click/purchase heads, if the version has them
     _product_encoder: OnnxQueryEncoder | None = field(default=None, repr=False)
 
     @property

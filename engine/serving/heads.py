@@ -1,7 +1,9 @@
-"""The click and purchase heads at serving time: the trained PairHead MLPs, run with numpy.
+"""The click and purchase heads at serving time: the trained PairHead MLPs.
 
 The web process has no torch, so a version build exports each trained head's two linear
-layers to heads.npz (engine.modeling.head_export). The forward pass here is the torch
+layers to heads.npz (engine.modeling.head_export), and the same weights as an ONNX graph,
+heads.onnx (engine.serving.heads_onnx), which serving runs with onnxruntime when present.
+The numpy pass here serves versions built before heads.onnx existed. It is the torch
 one: pair features [q, p, q*p, |q-p|] (engine.modeling.heads.pair_features), Linear (its
 four input blocks applied apart, see PairHeads), exact (erf) GELU, Linear, then a sigmoid
 for a probability. Dropout is off at inference, as in torch's eval mode.
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.serving.fusion import rank_by, reciprocal_rank_fusion
+from engine.serving.heads_onnx import HEADS_ONNX, OnnxPairHeads
 from engine.serving.ranker import LinearRanker
 from engine.serving.vectors import VectorIndex
 
@@ -134,11 +137,30 @@ def heads_in(path: str | Path) -> tuple[str, ...]:
         return tuple(name for name in HEAD_NAMES if f"{name}.{LAYER_KEYS[0]}" in data.files)
 
 
-def load_heads(directory: str | Path) -> PairHeads | None:
-    """The version's trained heads from heads.npz, or None when it has none (old or zero-shot versions)."""
+def load_heads(directory: str | Path) -> PairHeads | OnnxPairHeads | None:
+    """The version's trained heads, or None when it has none (old or zero-shot versions).
+
+    Run by onnxruntime from heads.onnx when the build wrote one (it must hold the heads of
+    heads.npz), else by numpy from heads.npz.
+    """
+    weights = load_head_weights(directory)
+    if not weights:
+        return None
+    onnx_path = Path(directory) / HEADS_ONNX
+    if not onnx_path.is_file():
+        return PairHeads(weights)
+    heads = OnnxPairHeads(onnx_path)
+    dim = PairHeads(weights).dim
+    if heads.names != tuple(weights) or heads.dim != dim:
+        raise HeadsError(f"{onnx_path}: heads {heads.names} of dim {heads.dim}; heads.npz has {tuple(weights)}, {dim}")
+    return heads
+
+
+def load_head_weights(directory: str | Path) -> dict[str, PairHeadWeights]:
+    """The weights in heads.npz by head name ({} when the file is absent)."""
     path = Path(directory) / HEADS_FILE
     if not path.is_file():
-        return None
+        return {}
     with np.load(path, allow_pickle=False) as data:
         if FORMAT_KEY not in data.files or str(data[FORMAT_KEY]) != FORMAT:
             raise HeadsError(f"{path}: not a {FORMAT} file")
@@ -151,11 +173,11 @@ def load_heads(directory: str | Path) -> PairHeads | None:
             if missing:
                 raise HeadsError(f"{path}: {name} lacks {', '.join(missing)}")
             heads[name] = PairHeadWeights(*(np.asarray(data[k], dtype=np.float32) for k in keys))
-    return PairHeads(heads) if heads else None
+    return heads
 
 
 def head_scores(
-    heads: PairHeads, vectors: VectorIndex, query: np.ndarray, ids: Sequence[int]
+    heads: PairHeads | OnnxPairHeads, vectors: VectorIndex, query: np.ndarray, ids: Sequence[int]
 ) -> dict[str, dict[int, float]]:
     """Each head's probability for these products (ids without a stored vector are left out)."""
     present, matrix = vectors.lookup(ids)
@@ -184,7 +206,7 @@ def trained_names(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def candidate_head_scores(
-    heads: PairHeads | None,
+    heads: PairHeads | OnnxPairHeads | None,
     ranker: LinearRanker | None,
     vectors: VectorIndex,
     query: np.ndarray,

@@ -1,4 +1,4 @@
-"""Exporting the trained click/purchase heads of a MultiTaskModel to heads.npz."""
+"""Exporting the trained click/purchase heads of a MultiTaskModel to heads.npz and heads.onnx."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from engine.modeling.config import HeadConfig
 from engine.modeling.head_export import export_pair_heads
 from engine.modeling.heads import MultiTaskModel
 from engine.serving.heads import HEADS_FILE, heads_in, load_heads
+from engine.serving.heads_onnx import HEADS_ONNX, OnnxPairHeads
 
 
 @pytest.fixture
@@ -26,8 +27,9 @@ def test_only_the_named_heads_are_written_with_their_exact_weights(model, tmp_pa
         state = model.purchase_head.net.state_dict()
         for key in ("0.weight", "0.bias", "3.weight", "3.bias"):
             assert np.array_equal(data[f"purchase.{key}"], state[key].numpy())
-    assert load_heads(tmp_path).names == ("purchase",)
-    assert [p.name for p in tmp_path.iterdir()] == [HEADS_FILE]  # no temporary file left
+    served = load_heads(tmp_path)
+    assert isinstance(served, OnnxPairHeads) and served.names == ("purchase",)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [HEADS_FILE, HEADS_ONNX]  # no temporary file left
 
 
 def test_nothing_is_written_for_untrained_heads(model, tmp_path):
@@ -39,4 +41,4 @@ def test_a_head_the_numpy_pass_cannot_mirror_is_refused(model, tmp_path):
     model.click_head.net[1] = nn.GELU(approximate="tanh")
     with pytest.raises(ValueError, match="PairHead layers changed"):
         export_pair_heads(model, tmp_path, ["click"])
-    assert not (tmp_path / HEADS_FILE).exists()
+    assert not (tmp_path / HEADS_FILE).exists() and not (tmp_path / HEADS_ONNX).exists()

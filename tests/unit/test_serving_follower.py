@@ -131,7 +131,8 @@ def test_the_follower_rebuilds_suggestions_in_a_thread_of_their_own(app, followe
     make_product(external_id="M1", title="Coffee Mug")
     # The rebuild is held; the catalog sync goes on and requests never build the index themselves.
     assert wait_for(lambda: "M1" in {c.external_id for c in get_searcher().cards.values()})
-    assert wait_for(lambda: instant_suggest.suggest_state().building.locked())
+    # The rebuild step comes after the catalog's in the follower's pass: wait for it to be held.
+    assert wait_for(instant_suggest.suggest_state().building.locked)
     assert texts() == []
     release.set()
     assert wait_for(lambda: texts() == ["Coffee Mug"])

@@ -3,6 +3,8 @@ says what it searched, offers the typed text, and the log keeps both; the API re
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,7 +12,9 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import SearchQuery, Visitor, utcnow
+from webapp.services import spelling
 from webapp.services.client_hash import client_hash
+from webapp.services.serving_follower import start_follower, stop_follower
 
 
 @pytest.fixture
@@ -73,3 +77,42 @@ def test_logged_words_that_everyone_may_see_join_the_vocabulary(app, client, cat
 def test_correction_can_be_switched_off(app, client, catalog):
     app.config["SPELLING_CORRECTION"] = False
     assert client.get("/api/search", query_string={"q": "wireles mouse"}).get_json()["corrected_query"] is None
+
+
+def test_with_a_follower_a_request_never_builds_the_vocabulary(app, client, catalog, make_product, monkeypatch):
+    """The follower builds the corrector off the request path, again when the catalog changes;
+    requests only read the last one built, and search uncorrected while the first is building."""
+    builders: list[str] = []
+    release = threading.Event()
+    build = spelling.catalog_vocabulary
+
+    def recorded(cards):
+        builders.append(threading.current_thread().name)
+        release.wait(10)  # the first build is held until the test lets it go
+        return build(cards)
+
+    monkeypatch.setattr(spelling, "catalog_vocabulary", recorded)
+    app.config.update(SERVING_FOLLOW_SECONDS=0.02, SUGGEST_REFRESH_SECONDS=3600.0)
+    start_follower(app)
+
+    def corrected(text: str) -> str | None:
+        return client.get("/api/search", query_string={"q": text}).get_json()["corrected_query"]
+
+    def eventually(text: str, expected: str) -> bool:
+        deadline = time.monotonic() + 5
+        while corrected(text) != expected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return corrected(text) == expected
+
+    try:
+        started = time.monotonic()
+        assert corrected("wireles keybord") is None  # the first corrector is still building
+        assert time.monotonic() - started < 5  # and the request did not wait for it
+        release.set()
+        assert eventually("wireles keybord", "wireless keyboard")
+        make_product(external_id="P1", title="Porcelain Teapot", brand="Kettleworks")
+        assert eventually("porcelian teapot", "porcelain teapot")  # rebuilt for the change, not the hour
+    finally:
+        release.set()
+        stop_follower(app)
+    assert len(builders) >= 2 and set(builders) == {"spelling-rebuild"}

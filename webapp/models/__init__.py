@@ -32,13 +32,14 @@ from webapp.models.recommendations import (
     RecommendationList,
 )
 from webapp.models.schedule import ScheduleRun
-from webapp.models.signals import CONTEXT_RANKER_STATUSES, ContextRankerFit, ProductSignal, QuerySignal
+from webapp.models.signals import CONTEXT_RANKER_STATUSES, ContextRankerFit, ProductSignal, QuerySignal, SignalFeed
 
 __all__ = [
     "ADMIN_ROLES",
     "CONTEXT_RANKER_STATUSES",
     "ContextRankerFit",
     "ProductSignal",
+    "SignalFeed",
     "QuerySignal",
     "EXPERIMENT_STATUSES",
     "AdminUser",

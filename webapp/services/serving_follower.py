@@ -17,6 +17,8 @@ take a sync lock or run a sync query.
    so the catalog sync is not held back), which a process without a follower refreshes on
    demand;
 6. the synonyms and query rules (webapp.services.merchandising), carried in the snapshot.
+7. the spelling corrector's vocabularies (webapp.services.spelling; rebuilt in a thread of
+   its own when the catalog changed or SUGGEST_REFRESH_SECONDS passed).
 
 The Searcher in a snapshot is the worker's one Searcher: only this thread and the version
 loaders it starts change it, and a search reads each of its references once (see Searcher),
@@ -84,11 +86,13 @@ def sync_serving_state() -> None:
 def _follow_once() -> None:
     from webapp.services.assignment import refresh_running_experiment
     from webapp.services.instant_suggest import refresh_suggestions_in_background
+    from webapp.services.spelling import refresh_speller_in_background
 
     sync_serving_state()
     reconcile_if_due()
     refresh_running_experiment()
     refresh_suggestions_in_background()
+    refresh_speller_in_background()
 
 
 class ServingFollower:

@@ -1,9 +1,15 @@
 """Each web worker's mirror of the decayed signal counts, kept in step with the database.
 
-Like the catalog sync (webapp.services.search_index), a worker reads only the rows
-stamped since its previous look (minus a lookback for transactions that commit late), at
-most every SIGNAL_SYNC_SECONDS, so a purchase moves trending in every worker within a
-fraction of a second and a quiet shop costs two small indexed queries per interval.
+Like the catalog (webapp.services.catalog_feed), the database's counts are read as a
+commit-ordered feed: every write stamps its rows with the signal feed's next number
+(webapp.services.signals), numbers commit in order, and a worker that has read the feed's
+head N asks only for rows numbered after N, at most every SIGNAL_SYNC_SECONDS. A
+transaction that commits late, or whose clock is behind, is still read: no wall-clock
+stamp is involved. Every SIGNAL_RECONCILE_SECONDS the worker reads every row again,
+repairing anything written around the feed (a hand-run SQL update).
+
+The Redis store (webapp.services.signal_store_redis) keeps its own change times, written
+by its single flusher; the worker reads it since its last look, minus a lookback.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from sqlalchemy import select
 from engine.ranking.board import SignalBoard
 from engine.ranking.decay import DecayedCount
 from webapp.extensions import db
-from webapp.models import ProductSignal, QuerySignal, epoch, utcnow
+from webapp.models import ProductSignal, QuerySignal, SignalFeed, epoch, utcnow
 from webapp.services.signal_store_redis import RedisSignalStore, redis_store
 from webapp.services.signals import half_lives
 
@@ -37,6 +43,9 @@ class _SignalSyncState:
     def __init__(self) -> None:
         self.watermark: datetime | None = None  # actions (clicks, carts, purchases)
         self.impression_watermark: datetime | None = None
+        self.seq: int | None = None  # the feed head read before the last database read of actions
+        self.impression_seq: int | None = None
+        self.last_reconcile = float("-inf")
         self.last_sync = float("-inf")
         self.last_impression_sync = float("-inf")
         self.lock = threading.Lock()
@@ -72,7 +81,7 @@ def sync_signals(board: SignalBoard, force: bool = False) -> int:
         if store is not None:
             count = _mirror_redis(store, board, since, impressions_since if impressions_due else False)
         else:
-            count = _mirror_database(board, since, impressions_since if impressions_due else False)
+            count = _follow_feed(state, board, config["SIGNAL_RECONCILE_SECONDS"], impressions_due)
         if count is not None:
             state.watermark = started
             if impressions_due:
@@ -84,8 +93,27 @@ def sync_signals(board: SignalBoard, force: bool = False) -> int:
         state.lock.release()
 
 
-def _mirror_database(board: SignalBoard, since: datetime | None, impressions_since: datetime | None | bool) -> int:
-    """Rows changed since the watermarks (impressions_since False: not this time), read as plain tuples."""
+def _follow_feed(state: _SignalSyncState, board: SignalBoard, reconcile_seconds: float, impressions_due: bool) -> int:
+    """Rows numbered after the last head read (all of them when reconciling), then the head advances.
+
+    The head is read first: every number up to it has committed (they commit in order), so
+    the rows read next hold all of them; rows numbered after it are read again next time.
+    """
+    reconcile = reconcile_seconds > 0 and time.monotonic() - state.last_reconcile >= reconcile_seconds
+    head = db.session.scalar(select(SignalFeed.head).where(SignalFeed.id == 1)) or 0
+    since = None if reconcile else state.seq
+    impressions_since = None if reconcile else state.impression_seq
+    count = _mirror_database(board, since, impressions_since if impressions_due or reconcile else False)
+    state.seq = head
+    if impressions_due or reconcile:
+        state.impression_seq = head
+    if reconcile:
+        state.last_reconcile = time.monotonic()
+    return count
+
+
+def _mirror_database(board: SignalBoard, since: int | None, impressions_since: int | None | bool) -> int:
+    """Rows numbered after the given feed heads (impressions_since False: not this time), as plain tuples."""
     actions = select(*_COLUMNS).where(ProductSignal.signal != "impression")
     queries = select(
         QuerySignal.product_id,
@@ -96,13 +124,13 @@ def _mirror_database(board: SignalBoard, since: datetime | None, impressions_sin
         QuerySignal.query,
     )
     if since is not None:
-        actions = actions.where(ProductSignal.updated_at >= since)
-        queries = queries.where(QuerySignal.updated_at >= since)
+        actions = actions.where(ProductSignal.change_seq > since)
+        queries = queries.where(QuerySignal.change_seq > since)
     statements = [actions]
     if impressions_since is not False:
         impressions = select(*_COLUMNS).where(ProductSignal.signal == "impression")
         if impressions_since is not None:
-            impressions = impressions.where(ProductSignal.updated_at >= impressions_since)
+            impressions = impressions.where(ProductSignal.change_seq > impressions_since)
         statements.append(impressions)
     count = 0
     for statement in statements:

@@ -8,7 +8,9 @@ lose an update and no row is read first:
     t >= stamp:  value * 2^(-(t - stamp) / h) + w,  stamp = t
     t <  stamp:  value + w * 2^(-(stamp - t) / h)   (a late event, decayed to the stamp)
 
-It runs in the caller's transaction: the counts commit with the events they count.
+It runs in the caller's transaction: the counts commit with the events they count, and
+with the signal feed number (webapp.models.SignalFeed) stamped on the rows they change,
+which web workers mirror as "rows numbered after N" (webapp.services.signal_sync).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from flask import current_app
-from sqlalchemy import case, func
+from sqlalchemy import case, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.ranking.decay import HalfLives, decay
 from webapp.extensions import db
-from webapp.models import ProductSignal, QuerySignal, utcnow
+from webapp.models import ProductSignal, QuerySignal, SignalFeed, utcnow
 from webapp.services.signal_store_redis import product_key, query_key, queue_increments, redis_store
 
 Key = tuple  # (product_id, signal) or (query, product_id, signal)
@@ -54,6 +56,16 @@ def _decayed(column, stamp_column, new_stamp, weight, half_life: float):
     )
 
 
+def next_feed_number(insert) -> int:
+    """The signal feed's next number, taken in the calling transaction (its lock is held to the commit)."""
+    bump = update(SignalFeed).where(SignalFeed.id == 1).values(head=SignalFeed.head + 1).returning(SignalFeed.head)
+    head = db.session.execute(bump).scalar()
+    if head is None:  # the first write of a new database: make the counter row, then take its first number
+        db.session.execute(insert(SignalFeed).values(id=1, head=0).on_conflict_do_nothing(index_elements=["id"]))
+        head = db.session.execute(bump).scalar()
+    return int(head)
+
+
 def _upsert(model, key_columns: tuple[str, ...], totals: dict[Key, tuple[float, float, float]]) -> None:
     """Add (short weight, long weight, at) per key into the model's table with one executemany."""
     if not totals:
@@ -62,12 +74,18 @@ def _upsert(model, key_columns: tuple[str, ...], totals: dict[Key, tuple[float, 
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     lives = half_lives()
     now = utcnow()
+    table = model.__table__
+    # Tables the workers mirror carry the feed number (webapp.services.signal_sync); others
+    # (the pair counts, read from the database per list) take no number and no feed lock.
+    fed = {"change_seq": next_feed_number(insert)} if "change_seq" in table.c else {}
     rows = [
-        {**dict(zip(key_columns, key, strict=True)), "short": short, "long": long, "stamp": at, "updated_at": now}
+        {
+            **dict(zip(key_columns, key, strict=True)),
+            **{"short": short, "long": long, "stamp": at, "updated_at": now, **fed},
+        }
         for key, (short, long, at) in totals.items()
     ]
     stmt = insert(model)
-    table = model.__table__
     stmt = stmt.on_conflict_do_update(
         index_elements=list(key_columns),
         set_={
@@ -75,6 +93,7 @@ def _upsert(model, key_columns: tuple[str, ...], totals: dict[Key, tuple[float, 
             "long": _decayed(table.c.long, table.c.stamp, stmt.excluded.stamp, stmt.excluded.long, lives.long),
             "stamp": case((stmt.excluded.stamp > table.c.stamp, stmt.excluded.stamp), else_=table.c.stamp),
             "updated_at": stmt.excluded.updated_at,
+            **({"change_seq": stmt.excluded.change_seq} if fed else {}),
         },
     )
     # Keys are sorted so concurrent writers lock rows in the same order (no deadlocks on PostgreSQL).

@@ -3,13 +3,18 @@
 Two vocabularies: the catalog's (titles, brands, categories of the worker's searcher, rebuilt
 when the catalog changed, about a second per 7,000 products) and the query log's (the words
 of the queries the suggestion rule lets everyone see, webapp.services.suggestions, weighted by
-their visitors; so one client cannot teach the shop a "correction"). Both are refreshed at most
-every SUGGEST_REFRESH_SECONDS; requests meanwhile use the current corrector, and wait only
-before a worker's first one exists.
+their visitors; so one client cannot teach the shop a "correction"). Both are refreshed every
+SUGGEST_REFRESH_SECONDS, and as soon as the catalog changed.
+
+With a follower (webapp.services.serving_follower) the follower builds them, in a thread of
+its own, off the request path: requests use the last corrector built, and none (no
+correction) while a worker's first one is building. Without one, a request refreshes a
+corrector that is due, and waits only before a worker's first one exists.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -19,10 +24,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine.serving.spelling import Correction, Speller, Vocabulary, catalog_vocabulary, words_of
 from webapp.extensions import db
-from webapp.services.search_index import searcher_state
+from webapp.services.search_index import follower_runs, searcher_state
 from webapp.services.suggestions import popular_query_counts
 
 _NEVER = float("-inf")
+
+log = logging.getLogger(__name__)
 
 
 class _SpellState:
@@ -32,6 +39,7 @@ class _SpellState:
         self.logged = Vocabulary({})
         self.speller = Speller([])
         self.built_at = _NEVER
+        self.built_seq: int | None = None  # the catalog feed number the catalog vocabulary was read at
         self.building = threading.Lock()
 
 
@@ -43,8 +51,10 @@ def _state() -> _SpellState:
 
 
 def current_speller() -> Speller:
-    """This worker's corrector, refreshed first if it is older than SUGGEST_REFRESH_SECONDS."""
+    """This worker's corrector: with a follower, the last one it built; else refreshed first when due."""
     state = _state()
+    if follower_runs():
+        return state.speller
     interval = current_app.config["SUGGEST_REFRESH_SECONDS"]
     if time.monotonic() - state.built_at >= interval and state.building.acquire(blocking=state.built_at == _NEVER):
         try:
@@ -55,8 +65,39 @@ def current_speller() -> Speller:
     return state.speller
 
 
+def _due(state: _SpellState) -> bool:
+    elapsed = time.monotonic() - state.built_at
+    return elapsed >= current_app.config["SUGGEST_REFRESH_SECONDS"] or state.built_seq != searcher_state().seq
+
+
+def refresh_speller_in_background() -> threading.Thread | None:
+    """The follower's step: a due rebuild (time, or a catalog change) in a thread of its own.
+
+    Reading a large catalog's words takes a second or more; in the follower's own thread it
+    would hold back the catalog sync that long. One rebuild runs at a time.
+    """
+    state = _state()
+    if not current_app.config["SPELLING_CORRECTION"] or not _due(state) or not state.building.acquire(blocking=False):
+        return None
+    app = current_app._get_current_object()
+
+    def rebuild() -> None:
+        try:
+            with app.app_context():
+                _refresh(state)
+        except Exception:  # the previous corrector keeps answering; the next due step tries again
+            log.exception("spelling corrector not rebuilt")
+        finally:
+            state.building.release()
+
+    thread = threading.Thread(target=rebuild, name="spelling-rebuild", daemon=True)
+    thread.start()
+    return thread
+
+
 def _refresh(state: _SpellState) -> None:
     config = current_app.config
+    state.built_seq = searcher_state().seq  # read before the cards: a change after it is seen next time
     cards = list(searcher_state().searcher.cards.values())
     source = {c.id: (c.title, c.brand, c.category) for c in cards}
     if source != state.catalog_from:
