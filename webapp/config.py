@@ -104,6 +104,7 @@ def load_config(overrides: dict | None = None) -> dict:
         # How long a web worker trusts its copy of the running experiment (start/stop show up after it).
         "EXPERIMENT_CACHE_SECONDS": float(env.get("KAIROS_EXPERIMENT_CACHE_SECONDS", "1")),
         "EXPERIMENT_SNAPSHOT_SECONDS": float(env.get("KAIROS_EXPERIMENT_SNAPSHOT_SECONDS", "3600")),
+        "JOBS_STALE_SWEEP_SECONDS": float(env.get("KAIROS_JOBS_STALE_SWEEP_SECONDS", "300")),
         # How often a web worker checks which model version is active (hot swap without restart).
         "VERSION_CHECK_SECONDS": float(env.get("KAIROS_VERSION_CHECK_SECONDS", "2")),
         "ENCODER_VARIANT": env.get("KAIROS_ENCODER_VARIANT", "int8"),  # a version's manifest may override

@@ -32,8 +32,9 @@ def beat_schedule(config: dict) -> dict:
     entries = {}
     for s in SCHEDULES:
         seconds = interval_seconds(s, config)
-        # A check left queued past its interval is superseded by the next one.
-        options: dict = {"expires": seconds}
+        # A check left queued past its interval is superseded by the next one (given at least a
+        # minute: a busy worker still runs a short interval's check rather than discarding each).
+        options: dict = {"expires": max(seconds, 60.0)}
         if s.task.startswith("training."):
             options["queue"] = "training"
         entries[s.name] = {"task": s.task, "schedule": seconds, "options": options}

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from webapp.services.schedule_runs import BEAT_ROW, SCHEDULES
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
@@ -40,6 +42,7 @@ def test_run_sh_starts_beat_and_beat_runs_every_schedule_on_sqlite(tmp_path):
         "KAIROS_CONTEXT_FIT_INTERVAL": "2",
         "KAIROS_EXPERIMENT_SNAPSHOT_SECONDS": "2",
         "KAIROS_FINE_TUNE_INTERVAL": "2",
+        "KAIROS_JOBS_STALE_SWEEP_SECONDS": "2",
     }
     for name in ("KAIROS_TEST_DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
         env.pop(name, None)
@@ -56,7 +59,7 @@ def test_run_sh_starts_beat_and_beat_runs_every_schedule_on_sqlite(tmp_path):
         for cmd in (beat, worker)
     ]
     engine = create_engine(db_url)
-    wanted = {"celery-beat", "kairos-context-fit", "kairos-experiment-snapshots", "kairos-scheduled-fine-tune"}
+    wanted = {BEAT_ROW} | {schedule.name for schedule in SCHEDULES}  # every schedule, and beat itself
     seen: dict[str, str] = {}
     try:
         deadline = time.monotonic() + 120
