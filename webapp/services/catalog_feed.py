@@ -43,10 +43,19 @@ def changes_after(seq: int) -> tuple[list[int], int] | None:
 
 
 def products_by_id(ids: list[int]) -> list[Product]:
-    """The rows of these products (missing ones were deleted)."""
+    """The rows of these products as committed now (missing ones were deleted).
+
+    populate_existing: an object this session loaded earlier is refreshed from the row, not
+    returned from the identity map with the values of an older change."""
     rows: list[Product] = []
     for start in range(0, len(ids), _CHUNK):
-        rows.extend(db.session.scalars(select(Product).where(Product.id.in_(ids[start : start + _CHUNK]))))
+        rows.extend(
+            db.session.scalars(
+                select(Product)
+                .where(Product.id.in_(ids[start : start + _CHUNK]))
+                .execution_options(populate_existing=True)
+            )
+        )
     return rows
 
 

@@ -132,7 +132,8 @@ def reconcile_catalog() -> int:
 def _apply_catalog(state: _SearcherState) -> int:
     """Read every product: the Searcher ends holding exactly the active ones (caller holds state.lock)."""
     head = feed_head()  # first: a change numbered after it is read again by the next sync
-    rows = db.session.scalars(select(Product)).all()
+    # populate_existing: rows this session loaded before are read again, never served from its identity map.
+    rows = db.session.scalars(select(Product).execution_options(populate_existing=True)).all()
     active = {p.id for p in rows if p.is_active}
     cards = [product_card(p) for p in rows if p.is_active]
     gone = [i for i in list(state.searcher.cards) if i not in active]
