@@ -80,7 +80,7 @@ def test_corrupt_artifacts_keep_the_last_good_version_serving(tmp_path, database
                     page = admin.get(f"{server.base}/admin/models", timeout=10).text
                     time.sleep(0.2)
                 assert f"v{v2.id} failed to load here" in page and "does not match the checksum" in page
-                assert f"from v{v1.id}" in page  # what this worker serves: still the good one
+                assert f"serves <code>rrf:v{v1.id}</code>" in page  # what this worker serves: still the good one
             finally:
                 server.stop()
         finally:

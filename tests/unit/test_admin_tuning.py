@@ -12,6 +12,7 @@ from tests.unit.test_admin_models import loadable_version, send_task  # noqa: F4
 from webapp.extensions import db
 from webapp.models import Job, ModelVersion
 from webapp.services.model_versions import activate_version
+from worker.building.tune import storage_url
 
 DISTRIBUTIONS = {
     "method": CategoricalDistribution(["full", "top_layers"]),
@@ -28,7 +29,11 @@ def search(app, tiny_model) -> tuple[Job, list[ModelVersion]]:
     job = Job(kind="tune", status="succeeded", params={"parent_version_id": parent.id, "trials": 3})
     db.session.add(job)
     db.session.commit()
-    storage = app.config["TUNE_STORAGE_URL"]
+    storage = storage_url()  # as the tune job opens it (its schema made on PostgreSQL)
+    try:  # PostgreSQL keeps the optuna schema across tests while job ids start again at 1
+        optuna.delete_study(study_name=f"kairos-tune-job{job.id}", storage=storage)
+    except KeyError:
+        pass
     study = optuna.create_study(study_name=f"kairos-tune-job{job.id}", storage=storage, direction="maximize")
     for n, (value, method) in enumerate([(0.61, "full"), (0.6512, "top_layers"), (0.63, "full")]):
         study.add_trial(
