@@ -38,14 +38,13 @@ def tune_jobs(limit: int = 10) -> list[Job]:
     return list(db.session.scalars(select(Job).where(Job.kind == "tune").order_by(Job.id.desc()).limit(limit)))
 
 
-def trials(job: Job, storage_url: str) -> list[dict]:
-    """The study's trials from its storage (number, state, value, settings, version, gate); [] before it starts."""
-    import optuna  # only where a search is looked at: web workers need not load it
+def study_name(job_id: int) -> str:
+    """The Optuna study a tune job runs (worker.building.tune) and the admin reads."""
+    return f"kairos-tune-job{job_id}"
 
-    try:
-        study = optuna.load_study(study_name=f"kairos-tune-job{job.id}", storage=storage_url)
-    except KeyError:  # no such study yet
-        return list((job.result or {}).get("trials", []))
+
+def trial_rows(study) -> list[dict]:
+    """Every trial of an Optuna study as the admin shows it: number, state, value, settings, version and gate."""
     return [
         {
             "number": t.number,
@@ -57,6 +56,17 @@ def trials(job: Job, storage_url: str) -> list[dict]:
         }
         for t in study.get_trials(deepcopy=False)
     ]
+
+
+def trials(job: Job, storage_url: str) -> list[dict]:
+    """The study's trials from its storage (number, state, value, settings, version, gate); [] before it starts."""
+    import optuna  # only where a search is looked at: web workers need not load it
+
+    try:
+        study = optuna.load_study(study_name=study_name(job.id), storage=storage_url)
+    except KeyError:  # no such study yet
+        return list((job.result or {}).get("trials", []))
+    return trial_rows(study)
 
 
 def best_trial(rows: list[dict]) -> dict | None:

@@ -25,6 +25,7 @@ from sqlalchemy import text
 
 from webapp.extensions import db
 from webapp.models import ModelVersion
+from webapp.services.tuning import study_name, trial_rows
 from worker.building.fine_tune import FineTuneRefused, Hooks, run_fine_tune
 
 OBJECTIVE = "validation_ndcg10_hybrid"
@@ -72,10 +73,6 @@ def storage_url() -> str:
         db.session.execute(text("CREATE SCHEMA IF NOT EXISTS optuna"))
         db.session.commit()
     return url
-
-
-def study_name(job_id: int) -> str:
-    return f"kairos-tune-job{job_id}"
 
 
 def open_study(job_id: int, seed: int) -> optuna.Study:
@@ -129,21 +126,6 @@ def _keyed(hooks: Hooks, key: str) -> Hooks:
         lambda name, value: hooks.remember(f"{key}:{name}", value),
         lambda name: hooks.recall(f"{key}:{name}"),
     )
-
-
-def trial_rows(study: optuna.Study) -> list[dict]:
-    """Every trial as the admin shows it: number, state, value, settings, version and gate."""
-    return [
-        {
-            "number": t.number,
-            "state": t.state.name.lower(),
-            "value": t.value,
-            "params": t.params,
-            "version_id": t.user_attrs.get("version_id"),
-            "gate": t.user_attrs.get("gate", ""),
-        }
-        for t in study.get_trials(deepcopy=False)
-    ]
 
 
 def run_tune(job_id: int, created_at: datetime, params: Mapping, hooks: Hooks) -> dict:
