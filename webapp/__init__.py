@@ -12,7 +12,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
     app.config.from_mapping(load_config(config))
     # Keys in the order the views write them: sorting every search response's keys was a fifth
-    # of its JSON encoding (bench/README.md, session 5); JSON readers never depend on the order.
+    # of its JSON encoding; JSON readers never depend on the order.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from webapp import auth, cli, errors, filters, models, request_limits, security, visitors  # noqa: F401  (models register their tables)
