@@ -24,6 +24,7 @@ from werkzeug.datastructures import MultiDict
 from engine.serving.suggest import SuggestEntry, SuggestIndex, Suggestion
 from webapp.errors import InputError
 from webapp.extensions import db
+from webapp.services.background_rebuild import start_rebuild
 from webapp.services.search_index import follower_runs, searcher_state, sync_searcher
 from webapp.services.search_params import MAX_QUERY_CHARS
 from webapp.services.suggestions import popular_query_counts
@@ -108,24 +109,15 @@ def refresh_suggestions_in_background() -> threading.Thread | None:
     hold back the catalog sync that long.
     """
     state = suggest_state()
-    app = current_app._get_current_object()
-    interval = app.config["SUGGEST_REFRESH_SECONDS"]
-    if time.monotonic() - state.built_at < interval or not state.building.acquire(blocking=False):
+    interval = current_app.config["SUGGEST_REFRESH_SECONDS"]
+    if time.monotonic() - state.built_at < interval:
         return None
 
-    def rebuild() -> None:
-        try:
-            with app.app_context():
-                if time.monotonic() - state.built_at >= interval:
-                    refresh_suggest_index(state)
-        except Exception:  # the previous index keeps answering; the next due step tries again
-            log.exception("suggestions not rebuilt")
-        finally:
-            state.building.release()
+    def due_rebuild() -> None:
+        if time.monotonic() - state.built_at >= interval:  # another rebuild may have run meanwhile
+            refresh_suggest_index(state)
 
-    thread = threading.Thread(target=rebuild, name="suggest-rebuild", daemon=True)
-    thread.start()
-    return thread
+    return start_rebuild(state.building, "suggest-rebuild", due_rebuild)
 
 
 def refresh_suggest_index(state: _SuggestState) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine.serving.spelling import Correction, Speller, Vocabulary, catalog_vocabulary, words_of
 from webapp.extensions import db
+from webapp.services.background_rebuild import start_rebuild
 from webapp.services.search_index import follower_runs, searcher_state
 from webapp.services.suggestions import popular_query_counts
 
@@ -77,22 +78,9 @@ def refresh_speller_in_background() -> threading.Thread | None:
     would hold back the catalog sync that long. One rebuild runs at a time.
     """
     state = _state()
-    if not current_app.config["SPELLING_CORRECTION"] or not _due(state) or not state.building.acquire(blocking=False):
+    if not current_app.config["SPELLING_CORRECTION"] or not _due(state):
         return None
-    app = current_app._get_current_object()
-
-    def rebuild() -> None:
-        try:
-            with app.app_context():
-                _refresh(state)
-        except Exception:  # the previous corrector keeps answering; the next due step tries again
-            log.exception("spelling corrector not rebuilt")
-        finally:
-            state.building.release()
-
-    thread = threading.Thread(target=rebuild, name="spelling-rebuild", daemon=True)
-    thread.start()
-    return thread
+    return start_rebuild(state.building, "spelling-rebuild", lambda: _refresh(state))
 
 
 def _refresh(state: _SpellState) -> None:
